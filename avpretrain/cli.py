@@ -1,0 +1,50 @@
+"""The ``avpretrain`` command.
+
+``fit``, ``validate``, ``test`` and ``predict`` go to LightningCLI (``--config`` YAML recipes);
+the other subcommands are small argparse programs, each living beside the code it drives and
+imported only when called, so ``avpretrain synth`` does not pay for importing the models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+# name -> "module:function"; each function takes argv (list[str]) and returns an exit code
+SUBCOMMANDS: dict[str, str] = {
+    "ingest": "avpretrain.data.ingest:main",
+    "synth": "avpretrain.data.synth:main",
+    "demo": "avpretrain.demo:main",
+    "export": "avpretrain.export:main",
+}
+
+
+def _usage() -> str:
+    names = ", ".join((*LIGHTNING_COMMANDS, *SUBCOMMANDS))
+    return f"usage: avpretrain {{{names}}} ... (each takes --help)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``avpretrain <command> ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in LIGHTNING_COMMANDS:
+        from avpretrain.lightning_cli import run_lightning_cli
+
+        run_lightning_cli([command, *rest])
+        return 0
+    if command not in SUBCOMMANDS:
+        print(f"avpretrain: unknown command {command!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name = SUBCOMMANDS[command].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shards, ingest, features, the synthetic world and the datamodules."""

@@ -1,0 +1,141 @@
+"""The shard schema: one webdataset sample per clip, shared by ingest, synth and the loaders.
+
+A sample is a group of tar members sharing a key (``<key>.<ext>``)::
+
+    <key>.f00.jpg ... <key>.f09.jpg   frames, evenly spaced over the clip (JPEG)
+    <key>.flac                        audio, mono, ``meta["sample_rate"]`` Hz (16 kHz by default)
+    <key>.json                        metadata (fields below)
+    <key>.gt.npz                      synthetic world only: masks [F, H, W] uint8 (object index + 1,
+                                      0 = background) and sources [S, samples] float32
+
+JSON fields (the ACAV-1M paper's Table 14 plus what the loaders need)::
+
+    video_id, start, end          source video and clip timestamps in seconds
+    caption                       str or None
+    scores                        {text_audio, text_visual, audio_visual, temporal}: float or None
+    category                      str or None (primary class name)
+    labels                        list[int] class indices (multi-label), possibly empty
+    sample_rate, num_frames       audio rate of the FLAC, number of stored frames
+    frame_times                   list[float]: time of each frame from clip start, seconds
+    flags                         {no_audio: bool, padded: bool} set by ingest
+    synthetic                     synthetic world only: objects, events, questions, corruption
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+SCORE_KEYS = ("text_audio", "text_visual", "audio_visual", "temporal")
+AUDIO_EXT = "flac"
+JSON_EXT = "json"
+GT_EXT = "gt.npz"
+
+
+def frame_ext(index: int) -> str:
+    """Extension of the ``index``-th frame: ``f00.jpg``, ``f01.jpg``, ..."""
+    return f"f{index:02d}.jpg"
+
+
+def frame_exts(sample: dict[str, Any]) -> list[str]:
+    """Frame extensions present in a raw sample, in temporal order."""
+    return sorted(k for k in sample if k.startswith("f") and k.endswith(".jpg"))
+
+
+def empty_scores() -> dict[str, float | None]:
+    """Scores before curation: every alignment score unknown."""
+    return dict.fromkeys(SCORE_KEYS)
+
+
+def make_meta(
+    video_id: str,
+    start: float,
+    end: float,
+    sample_rate: int,
+    frame_times: list[float],
+    caption: str | None = None,
+    category: str | None = None,
+    labels: list[int] | None = None,
+    flags: dict[str, bool] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build the JSON record of one clip with every schema field present."""
+    meta = {
+        "video_id": video_id,
+        "start": float(start),
+        "end": float(end),
+        "caption": caption,
+        "scores": empty_scores(),
+        "category": category,
+        "labels": list(labels or []),
+        "sample_rate": int(sample_rate),
+        "num_frames": len(frame_times),
+        "frame_times": [float(t) for t in frame_times],
+        "flags": {"no_audio": False, "padded": False, **(flags or {})},
+    }
+    meta.update(extra)
+    return meta
+
+
+def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
+    """Encode one RGB frame.
+
+    Args:
+        frame: [H, W, 3] uint8.
+    """
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
+    """Encode mono audio losslessly as 16-bit FLAC.
+
+    Args:
+        audio: [samples] float in [-1, 1].
+    """
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode FLAC bytes to ``([samples] float32, sample_rate)``; channels are averaged."""
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), sr
+
+
+def encode_sample(
+    key: str,
+    frames: list[np.ndarray],
+    audio: np.ndarray,
+    meta: dict[str, Any],
+    gt: dict[str, np.ndarray] | None = None,
+    jpeg_quality: int = 90,
+) -> dict[str, Any]:
+    """Turn one decoded clip into a webdataset sample dict (``__key__`` plus encoded members).
+
+    Args:
+        key: unique sample key (no dots or slashes).
+        frames: list of [H, W, 3] uint8 frames.
+        audio: [samples] float mono at ``meta["sample_rate"]``.
+        meta: the JSON record (see :func:`make_meta`).
+        gt: optional synthetic ground-truth arrays, stored as ``gt.npz``.
+    """
+    if "." in key or "/" in key:
+        raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+    sample: dict[str, Any] = {"__key__": key}
+    for i, frame in enumerate(frames):
+        sample[frame_ext(i)] = encode_jpeg(frame, jpeg_quality)
+    sample[AUDIO_EXT] = encode_flac(audio, meta["sample_rate"])
+    sample[JSON_EXT] = json.dumps(meta).encode("utf-8")
+    if gt is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **gt)
+        sample[GT_EXT] = buf.getvalue()
+    return sample

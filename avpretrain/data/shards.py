@@ -1,0 +1,93 @@
+"""Writing shards atomically and the shard index that lists them.
+
+A shard is written to ``<name>.tmp`` and renamed when complete, so a killed writer never leaves a
+truncated ``.tar`` that looks finished; a rerun sees which shards exist and skips them. The index
+(``index.json`` beside the shards) lists every shard with its sample count::
+
+    {"shards": [{"name": "shard-000000.tar", "samples": 64}, ...], "total": 64}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import webdataset as wds
+
+INDEX_NAME = "index.json"
+
+
+def shard_name(prefix: str, index: int) -> str:
+    """File name of shard ``index``: ``<prefix>-000042.tar``."""
+    return f"{prefix}-{index:06d}.tar"
+
+
+def write_shard(path: str | Path, samples: Iterable[dict[str, Any]]) -> int:
+    """Write samples to one tar shard atomically; return how many were written.
+
+    Args:
+        path: final shard path; the data goes to ``path.tmp`` first and is renamed at the end.
+        samples: webdataset sample dicts (``__key__`` plus encoded members).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with wds.TarWriter(str(tmp)) as sink:
+        for sample in samples:
+            sink.write(sample)
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def count_samples(path: str | Path) -> int:
+    """Number of samples (distinct keys) in a finished shard, read from its tar headers."""
+    import tarfile
+
+    keys = set()
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if member.isfile():
+                keys.add(member.name.split("/")[-1].split(".", 1)[0])
+    return len(keys)
+
+
+def write_index(directory: str | Path, counts: dict[str, int] | None = None, **extra: Any) -> Path:
+    """Write ``index.json`` listing every finished ``*.tar`` in ``directory``.
+
+    Args:
+        directory: the shard folder.
+        counts: known sample counts by shard name; shards missing here are counted from their tar.
+        extra: additional top-level fields (e.g. the ingest summary).
+    """
+    directory = Path(directory)
+    counts = dict(counts or {})
+    shards = []
+    for tar in sorted(directory.glob("*.tar")):
+        n = counts.get(tar.name)
+        shards.append({"name": tar.name, "samples": n if n is not None else count_samples(tar)})
+    index = {"shards": shards, "total": sum(s["samples"] for s in shards), **extra}
+    out = directory / INDEX_NAME
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, out)
+    return out
+
+
+def read_index(path: str | Path) -> dict[str, Any]:
+    """Read an index; ``path`` is the ``index.json`` file or the folder holding it.
+
+    Returns the index with each shard's ``url`` (its absolute path) added.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / INDEX_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no shard index at {path}; run `avpretrain ingest` or `synth`")
+    index = json.loads(path.read_text())
+    for shard in index["shards"]:
+        shard["url"] = str(path.parent / shard["name"])
+    return index
