@@ -1,0 +1,242 @@
+"""One synthetic clip, from its seed to a webdataset sample with full ground truth.
+
+A clip depends only on ``(cfg, split, index)``: its random stream is seeded from the world seed,
+the split and the clip index, so clips come out identical however shards are spread over workers.
+Corruptions (for testing curation filters) are applied after rendering; the clip's ground truth
+still describes the clean clip, and ``synthetic.corruption`` says what was done to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from avpretrain.data.schema import encode_sample, make_meta
+from avpretrain.data.synth_audio import render_sources
+from avpretrain.data.synth_classes import ClassSpec, class_spec
+from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synth_questions import make_caption, make_questions
+from avpretrain.data.synth_render import render_frames
+from avpretrain.data.synth_scene import ObjectPlan, plan_clip
+
+SPLITS = {"train": 0, "val": 1}
+CORRUPTIONS = ("swap_audio", "shift_audio", "swap_caption")
+# Stream ids under (seed, split): clips and the corruption plan never share random numbers.
+_CLIP_STREAM, _CORRUPTION_STREAM = 0, 1
+_SWAP_TRIES = 32
+
+
+@dataclass
+class Clip:
+    """A rendered clean clip.
+
+    Attributes:
+        key: sample key, ``"<split>-<index:06d>"``.
+        objects, specs: the plan and each object's class.
+        frames: [F, H, W, 3] uint8.
+        masks: [F, H, W] uint8, object index + 1 (0 background).
+        boxes: per object, per frame ``[x0, y0, x1, y1]`` pixels, or None off-screen.
+        sources: [S, samples] float32, the sounding objects' isolated audio in objects order.
+        source_object: [S] int64, object index of each source.
+        mixture: [samples] float32, the sum of the sources.
+        loudness: per object, RMS of its source while on, None if silent.
+        caption, questions: derived text.
+    """
+
+    key: str
+    objects: list[ObjectPlan]
+    specs: list[ClassSpec]
+    frames: np.ndarray
+    masks: np.ndarray
+    boxes: list[list[list[float]] | None]
+    sources: np.ndarray
+    source_object: np.ndarray
+    mixture: np.ndarray
+    loudness: list[float | None]
+    caption: str
+    questions: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """What is wrong with a corrupted clip.
+
+    Attributes:
+        kind: one of ``CORRUPTIONS``.
+        source_index: the clip (same split) whose audio or caption was taken, for swaps.
+        shift_samples: circular shift of the audio, for ``shift_audio``.
+    """
+
+    kind: str
+    source_index: int | None = None
+    shift_samples: int | None = None
+
+
+def clip_key(split: str, index: int) -> str:
+    """Sample key of clip ``index`` of ``split``."""
+    return f"{split}-{index:06d}"
+
+
+def _planned(
+    cfg: SynthConfig, split: str, index: int
+) -> tuple[np.random.Generator, list[ObjectPlan], list[ClassSpec]]:
+    # Planning is the first use of a clip's stream, so a plan alone is cheap to recompute.
+    rng = np.random.default_rng([cfg.seed, SPLITS[split], _CLIP_STREAM, index])
+    objects = plan_clip(cfg, rng)
+    return rng, objects, [class_spec(o.class_id) for o in objects]
+
+
+def _swap_partner(
+    cfg: SynthConfig, split: str, index: int, num_clips: int, kind: str, rng: np.random.Generator
+) -> int:
+    """A random other clip whose caption (or set of sounding classes) differs from this one's,
+    so that a swap really mismatches; after ``_SWAP_TRIES`` misses, the last one drawn."""
+
+    def signature(i: int) -> object:
+        _, objects, specs = _planned(cfg, split, i)
+        if kind == "swap_caption":
+            return make_caption(objects, specs)
+        return sorted(o.class_id for o in objects if o.sounding)
+
+    own = signature(index)
+    for _ in range(_SWAP_TRIES):
+        j = int(rng.integers(num_clips - 1))
+        j += j >= index
+        if signature(j) != own:
+            break
+    return j
+
+
+def render_clip(cfg: SynthConfig, split: str, index: int) -> Clip:
+    """Render clip ``index`` of ``split`` (``"train"`` or ``"val"``), clean."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    rng, objects, specs = _planned(cfg, split, index)
+    frames, masks, boxes = render_frames(
+        objects, specs, cfg.frame_times, cfg.clip_seconds, cfg.frame_size, rng
+    )
+    heard = [i for i, o in enumerate(objects) if o.sounding]
+    sources, mixture, loud = render_sources(
+        [specs[i] for i in heard],
+        [objects[i].audio_on for i in heard],
+        [objects[i].level_db for i in heard],
+        cfg.num_samples,
+        cfg.sample_rate,
+        rng,
+    )
+    loudness: list[float | None] = [None] * len(objects)
+    for j, i in enumerate(heard):
+        loudness[i] = loud[j]
+    return Clip(
+        key=clip_key(split, index),
+        objects=objects,
+        specs=specs,
+        frames=frames,
+        masks=masks,
+        boxes=boxes,
+        sources=sources,
+        source_object=np.asarray(heard, dtype=np.int64),
+        mixture=mixture,
+        loudness=loudness,
+        caption=make_caption(objects, specs),
+        questions=make_questions(objects, specs, loudness, rng),
+    )
+
+
+def corruption_plan(cfg: SynthConfig, split: str, num_clips: int) -> dict[int, Corruption]:
+    """Which clips of a split are corrupted, and how.
+
+    Each kind gets ``round(corrupt_fraction * num_clips)`` distinct clips (fewer if the split is
+    too small); swaps take from a random other clip that differs, shifts move the audio circularly by at
+    least a quarter of the clip either way.
+    """
+    count = min(round(cfg.corrupt_fraction * num_clips), num_clips // len(CORRUPTIONS))
+    if count == 0 or num_clips < 2:
+        return {}
+    rng = np.random.default_rng([cfg.seed, SPLITS[split], _CORRUPTION_STREAM])
+    order = rng.permutation(num_clips).tolist()
+    n = cfg.num_samples
+    quarter = -(-n // 4)
+    plan = {}
+    for k, kind in enumerate(CORRUPTIONS):
+        for i in order[k * count : (k + 1) * count]:
+            if kind == "shift_audio":
+                plan[i] = Corruption(
+                    kind, shift_samples=int(rng.integers(quarter, n - quarter + 1))
+                )
+            else:
+                j = _swap_partner(cfg, split, i, num_clips, kind, rng)
+                plan[i] = Corruption(kind, source_index=j)
+    return plan
+
+
+def _object_record(clip: Clip, i: int, num_seconds: int) -> dict[str, Any]:
+    obj, spec, loud = clip.objects[i], clip.specs[i], clip.loudness[i]
+    return {
+        "class_id": obj.class_id,
+        "class_name": spec.name,
+        "sounding": obj.sounding,
+        "on_screen": obj.on_screen,
+        "location": obj.location,
+        "boxes": clip.boxes[i],
+        "audio_on": obj.audio_on,
+        "visual_on": obj.visual_on(num_seconds),
+        "loudness": None if loud is None else round(loud, 6),
+    }
+
+
+def clip_meta(
+    cfg: SynthConfig, clip: Clip, caption: str, corruption: Corruption | None
+) -> dict[str, Any]:
+    """The JSON record of a clip (schema fields plus ``synthetic``)."""
+    n_sec = cfg.num_seconds
+    records = [_object_record(clip, i, n_sec) for i in range(len(clip.objects))]
+    heard = [r for r in records if r["sounding"]]
+    loudest = max(heard, key=lambda r: r["loudness"])
+
+    def events(flag: str) -> list[list[int]]:
+        return [sorted(r["class_id"] for r in records if r[flag][s]) for s in range(n_sec)]
+
+    synthetic = {
+        "objects": records,
+        "events": {"audio": events("audio_on"), "visual": events("visual_on")},
+        "questions": clip.questions,
+        "corruption": None if corruption is None else corruption.kind,
+        "source_index": None if corruption is None else corruption.source_index,
+        "shift_seconds": None
+        if corruption is None or corruption.shift_samples is None
+        else corruption.shift_samples / cfg.sample_rate,
+    }
+    return make_meta(
+        video_id=clip.key,
+        start=0.0,
+        end=cfg.clip_seconds,
+        sample_rate=cfg.sample_rate,
+        frame_times=cfg.frame_times,
+        caption=caption,
+        category=loudest["class_name"],
+        labels=sorted(r["class_id"] for r in heard),
+        synthetic=synthetic,
+    )
+
+
+def make_sample(
+    cfg: SynthConfig, split: str, index: int, corruption: Corruption | None = None
+) -> dict[str, Any]:
+    """Render clip ``index`` of ``split``, corrupt it if asked, and encode it as a sample."""
+    clip = render_clip(cfg, split, index)
+    audio, caption = clip.mixture, clip.caption
+    if corruption is not None:
+        if corruption.kind == "shift_audio":
+            audio = np.roll(audio, corruption.shift_samples)
+        elif corruption.kind == "swap_audio":
+            audio = render_clip(cfg, split, corruption.source_index).mixture
+        elif corruption.kind == "swap_caption":
+            caption = render_clip(cfg, split, corruption.source_index).caption
+        else:
+            raise ValueError(f"unknown corruption {corruption.kind!r}")
+    gt = {"masks": clip.masks, "sources": clip.sources, "source_object": clip.source_object}
+    meta = clip_meta(cfg, clip, caption, corruption)
+    return encode_sample(clip.key, list(clip.frames), audio, meta, gt)
