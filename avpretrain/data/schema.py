@@ -14,7 +14,8 @@ JSON fields (the ACAV-1M paper's Table 14 plus what the loaders need)::
     caption                       str or None
     scores                        {text_audio, text_visual, audio_visual, temporal}: float or None
     category                      str or None (primary class name)
-    labels                        list[int] class indices (multi-label), possibly empty
+    labels                        list[int] class indices (multi-label), the primary class (the
+                                  category) first; possibly empty
     sample_rate, num_frames       audio rate of the FLAC, number of stored frames
     frame_times                   list[float]: time of each frame from clip start, seconds
     flags                         {no_audio: bool, padded: bool} set by ingest

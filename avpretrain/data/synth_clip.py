@@ -217,7 +217,9 @@ def clip_meta(
         frame_times=cfg.frame_times,
         caption=caption,
         category=loudest["class_name"],
-        labels=sorted(r["class_id"] for r in heard),
+        # the primary (loudest) class first, so single-label tasks read ``labels[0]``
+        labels=[loudest["class_id"]]
+        + sorted(r["class_id"] for r in heard if r["class_id"] != loudest["class_id"]),
         synthetic=synthetic,
     )
 

@@ -121,7 +121,10 @@ def test_audio_on_events_labels_and_category_agree_with_sources(train) -> None:
             assert events["audio"][s] == sorted(o["class_id"] for o in objects if o["audio_on"][s])
             assert events["visual"][s] == sorted(o["class_id"] for o in objects if o["on_screen"])
         heard = [o for o in objects if o["sounding"]]
-        assert meta["labels"] == sorted(o["class_id"] for o in heard)
+        assert sorted(meta["labels"]) == sorted(o["class_id"] for o in heard)
+        assert meta["labels"][0] == next(
+            o["class_id"] for o in heard if o["class_name"] == meta["category"]
+        )
         assert meta["category"] == max(heard, key=lambda o: o["loudness"])["class_name"]
 
 
