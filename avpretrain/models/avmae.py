@@ -7,7 +7,7 @@ its own masked patches, plus an optional InfoNCE term between the modalities (CA
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +77,8 @@ class AVMAE(nn.Module):
         weight_video: weight of the video reconstruction loss.
         contrastive_weight: weight of the audio-visual InfoNCE term (CAV-MAE: 0.01); 0 disables.
         contrastive_tau: InfoNCE temperature (CAV-MAE: 0.05).
+        cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
+            importing its weights needs ``False``.
     """
 
     def __init__(
@@ -99,8 +101,15 @@ class AVMAE(nn.Module):
         weight_video: float = 1.0,
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
+        cls_token: bool = True,
     ) -> None:
         super().__init__()
+        # the constructor arguments, so exported encoders can be rebuilt without the recipe
+        self.config = {
+            k: asdict(v) if is_dataclass(v) else v
+            for k, v in locals().items()
+            if k not in ("self", "__class__")
+        }
         if audio_mask_mode not in AUDIO_MASK_MODES:
             raise ValueError(
                 f"audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {audio_mask_mode!r}"
@@ -123,11 +132,22 @@ class AVMAE(nn.Module):
         self.weight_video = weight_video
         self.contrastive_weight = contrastive_weight
         self.contrastive_tau = contrastive_tau
+        # all-gather contrastive negatives across ranks; off only for single-process analysis
+        # such as FLOP counting on the meta device, where collectives cannot run
+        self.gather_negatives = True
 
         patch = (patch_size, patch_size)
-        self.audio_encoder = ViTEncoder(tuple(audio_shape), patch, 1, audio_cfg)
+        self.audio_encoder = ViTEncoder(
+            tuple(audio_shape), patch, 1, audio_cfg, cls_token=cls_token
+        )
         self.video_encoder = ViTEncoder(
-            (video_size, video_size), patch, 3, video_cfg, num_frames=num_frames, tubelet=tubelet
+            (video_size, video_size),
+            patch,
+            3,
+            video_cfg,
+            num_frames=num_frames,
+            tubelet=tubelet,
+            cls_token=cls_token,
         )
         self.fusion = make_blocks(
             ViTConfig(audio_cfg.embed_dim, fusion_layers, audio_cfg.num_heads, audio_cfg.mlp_ratio)
@@ -223,7 +243,7 @@ class AVMAE(nn.Module):
         loss_v = masked_mse(pred_v, target_v, mask_v, self.norm_pix_loss)
         if self.contrastive_weight > 0:
             emb_a, emb_v = self._contrastive_embeddings(tokens_a, tokens_v)
-            loss_c = info_nce(emb_a, emb_v, self.contrastive_tau)
+            loss_c = info_nce(emb_a, emb_v, self.contrastive_tau, gather=self.gather_negatives)
         else:
             loss_c = torch.zeros((), device=loss_a.device)
         loss = (

@@ -1,0 +1,373 @@
+"""Import pretrained ViT weights (timm / MAE, AudioMAE, CAV-MAE) into :class:`ViTEncoder`.
+
+Our encoders name parameters as timm's ``VisionTransformer``, so most keys load by name; what
+needs care is the position table (class-token row, other patch grids, AudioMAE's transposed
+spectrogram layout) and CAV-MAE's two-branch naming. Every import checks that it covers the
+encoder exactly (``strict``) and returns an :class:`ImportReport`, also logged.
+
+Layouts: our spectrograms are [B, 1, F, T] (grid row-major over frequency, as CAV-MAE).
+AudioMAE takes [B, 1, T, F]; importing it transposes the patch kernel and reorders the position
+table, so our tokens equal AudioMAE's tokens permuted from (T, F) to (F, T) order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from avpretrain.models.checkpoint_io import listing, load_checkpoint, strip_prefixes, unwrap_state
+from avpretrain.models.pos_embed import interpolate_pos_embed
+from avpretrain.models.vit import ViTEncoder
+
+logger = logging.getLogger(__name__)
+
+LAYOUTS = ("image", "time_freq")
+VIT_KEYS = ("cls_token", "patch_embed.proj.weight", "patch_embed.proj.bias")  # + blocks., norm.
+# Source entries with no counterpart in an encoder: MAE decoders and classifier heads.
+IGNORED_VIT_PREFIXES = ("decoder_", "decoder.", "mask_token", "fc_norm.", "head.")
+IGNORED_CAVMAE_PREFIXES = ("decoder_", "mask_token", "mlp_head.", "norm.")
+AUDIOSET_MEL_BINS = 128  # AudioMAE and CAV-MAE fbanks; fixes the frequency rows of their grids
+CAVMAE_LAYER_NORM_EPS = 1e-5  # CAV-MAE builds its blocks with nn.LayerNorm's default eps
+
+
+@dataclass
+class ImportReport:
+    """What an import did.
+
+    Attributes:
+        loaded: our parameter names that were overwritten.
+        ignored: source entries deliberately left out (decoders, heads, unused norms).
+        interpolated: our parameter name -> "source grid -> our grid" where a table was resized.
+        missing: our parameters left as they were (only with ``strict=False``).
+        unexpected: source entries that were not understood (only with ``strict=False``).
+        mismatched: "name: source shape vs ours" (only with ``strict=False``).
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    interpolated: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: counts, resized tables and anything left out."""
+        parts = [f"loaded {len(self.loaded)}", f"ignored {len(self.ignored)}"]
+        parts += [f"interpolated {k} {v}" for k, v in self.interpolated.items()]
+        for name in ("missing", "unexpected", "mismatched"):
+            if getattr(self, name):
+                parts.append(f"{name} {listing(getattr(self, name))}")
+        return "; ".join(parts)
+
+
+def _as_state(path_or_state: str | Path | Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
+    if isinstance(path_or_state, (str, Path)):
+        return load_checkpoint(path_or_state), str(path_or_state)
+    return unwrap_state(path_or_state, "state dict"), "state dict"
+
+
+def _check_2d(encoder: ViTEncoder) -> None:
+    if encoder.is_clip:
+        raise ValueError(
+            "weight import supports single-frame encoders (Conv2d patches); this encoder takes "
+            f"clips (tubelet {encoder.tubelet}): build it with num_frames=1, tubelet=1"
+        )
+
+
+def _source_grid(rows: int, source_grid: tuple[int, int] | None, source: str) -> tuple[int, int]:
+    if source_grid is None:
+        side = math.isqrt(rows)
+        if side * side != rows:
+            raise ValueError(
+                f"{source}: pos_embed has {rows} patch rows, not a square grid; pass source_grid"
+            )
+        return side, side
+    if math.prod(source_grid) != rows:
+        raise ValueError(
+            f"{source}: pos_embed has {rows} patch rows, source_grid {tuple(source_grid)} "
+            f"needs {math.prod(source_grid)}"
+        )
+    return tuple(source_grid)
+
+
+def _convert_pos_embed(
+    pos: Tensor,
+    source_prefix: int,
+    source_grid: tuple[int, int] | None,
+    layout: str,
+    encoder: ViTEncoder,
+    report: ImportReport,
+    source: str,
+) -> Tensor:
+    """Source table [1, prefix + n, D] -> ours [1, our prefix + prod(our grid), D]."""
+    pos = pos.reshape(1, -1, pos.shape[-1]).float()
+    grid = _source_grid(pos.shape[1] - source_prefix, source_grid, source)
+    table = pos[:, source_prefix:]
+    if layout == "time_freq":  # (T, F) row order -> (F, T), ours
+        table = table.reshape(1, *grid, -1).transpose(1, 2).reshape(1, math.prod(grid), -1)
+        grid = (grid[1], grid[0])
+    ours = tuple(encoder.grid_size)
+    if grid != ours:
+        table = interpolate_pos_embed(table, grid, ours, 0)
+        report.interpolated["pos_embed"] = f"{grid} -> {ours}"
+    prefix = encoder.num_prefix_tokens
+    if source_prefix > prefix:
+        report.ignored.append("pos_embed[:1] (class-token position; our encoder has none)")
+    if source_prefix >= prefix:
+        return torch.cat([pos[:, :prefix], table], dim=1)
+    # The source has no class-token position: keep ours (cls_token itself is reported missing).
+    return torch.cat([encoder.pos_embed.detach()[:, :prefix].cpu(), table], dim=1)
+
+
+def import_vit(
+    encoder: ViTEncoder,
+    state: Mapping[str, Tensor],
+    layout: str = "image",
+    source_grid: tuple[int, int] | None = None,
+    strict: bool = True,
+    source: str = "state dict",
+) -> ImportReport:
+    """Load a timm / MAE-style ViT state dict into ``encoder``.
+
+    Keys: ``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``.
+    MAE decoders (``decoder_*``, ``mask_token``) and heads (``fc_norm``, ``head``) are ignored
+    and reported; a class token is dropped (with its position) when ``encoder`` has none.
+
+    Args:
+        encoder: a single-frame encoder; overwritten in place.
+        state: source state dict (wrapper prefixes are stripped).
+        layout: "image"; or "time_freq" for AudioMAE-style [B, 1, T, F] inputs into our
+            [B, 1, F, T] encoder (kernel transposed, position table reordered).
+        source_grid: the source's patch grid in its own order ((T, F) for "time_freq");
+            defaults to a square grid. Tables on other grids than ours are resized bicubically.
+        strict: raise on missing, unexpected or mismatching entries instead of reporting them.
+        source: what ``state`` came from, for messages.
+
+    Raises:
+        ValueError: bad layout, clip encoder, or (``strict``) entries that do not fit.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    _check_2d(encoder)
+    state = strip_prefixes(state)
+    report = ImportReport()
+    mapped: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key == "pos_embed":
+            prefix = 1 if "cls_token" in state else 0
+            mapped[key] = _convert_pos_embed(
+                value, prefix, source_grid, layout, encoder, report, source
+            )
+        elif key == "cls_token" and encoder.cls_token is None:
+            report.ignored.append("cls_token (our encoder has none)")
+        elif key == "patch_embed.proj.weight" and layout == "time_freq":
+            mapped[key] = value.transpose(-1, -2)  # [D, C, kT, kF] -> [D, C, kF, kT]
+        elif key in VIT_KEYS or key.startswith(("blocks.", "norm.")):
+            mapped[key] = value
+        elif key.startswith(IGNORED_VIT_PREFIXES):
+            report.ignored.append(key)
+        else:
+            report.unexpected.append(key)
+    return _load(encoder, mapped, report, strict, source)
+
+
+def _load(
+    encoder: nn.Module,
+    mapped: dict[str, Tensor],
+    report: ImportReport,
+    strict: bool,
+    source: str,
+) -> ImportReport:
+    targets = encoder.state_dict()
+    report.missing = [k for k in targets if k not in mapped]
+    report.unexpected += [k for k in mapped if k not in targets]
+    wrong = [k for k, v in mapped.items() if k in targets and v.shape != targets[k].shape]
+    report.mismatched = [
+        f"{k}: {tuple(mapped[k].shape)} vs ours {tuple(targets[k].shape)}" for k in wrong
+    ]
+    problems = [
+        f"{name} {listing(getattr(report, name))}"
+        for name in ("missing", "unexpected", "mismatched")
+        if getattr(report, name)
+    ]
+    if problems and strict:
+        raise ValueError(f"{source} does not fit the encoder: {'; '.join(problems)}")
+    with torch.no_grad():
+        for key, value in mapped.items():
+            if key in targets and key not in wrong:
+                targets[key].copy_(value)
+                report.loaded.append(key)
+    log = logger.warning if problems else logger.info
+    log("weights from %s: %s", source, report.summary())
+    return report
+
+
+def import_mae(
+    encoder: ViTEncoder,
+    path_or_state: str | Path | Mapping[str, Tensor],
+    source_grid: tuple[int, int] | None = None,
+    strict: bool = True,
+) -> ImportReport:
+    """Load an MAE / timm ImageNet ViT (pretraining or fine-tuned checkpoint) into ``encoder``."""
+    state, source = _as_state(path_or_state)
+    return import_vit(encoder, state, "image", source_grid, strict, source)
+
+
+def import_audiomae(
+    encoder: ViTEncoder,
+    path_or_state: str | Path | Mapping[str, Tensor],
+    num_mel_bins: int = AUDIOSET_MEL_BINS,
+    source_grid: tuple[int, int] | None = None,
+    strict: bool = True,
+) -> ImportReport:
+    """Load an AudioMAE encoder (input [B, 1, T, F]) into our [B, 1, F, T] audio ``encoder``.
+
+    Args:
+        num_mel_bins: AudioMAE's input height in frequency; with its patch kernel this fixes
+            the frequency rows of its grid, the position table gives the time columns.
+        source_grid: AudioMAE's grid as (T, F), overriding the above (64 x 8 for 1024 x 128).
+    """
+    state, source = _as_state(path_or_state)
+    state = strip_prefixes(state)
+    if source_grid is None:
+        if "patch_embed.proj.weight" not in state or "pos_embed" not in state:
+            raise ValueError(f"{source}: no patch_embed.proj.weight / pos_embed; not an AudioMAE")
+        freq = num_mel_bins // state["patch_embed.proj.weight"].shape[-1]
+        rows = state["pos_embed"].shape[-2] - (1 if "cls_token" in state else 0)
+        if freq == 0 or rows % freq:
+            raise ValueError(
+                f"{source}: {rows} patches do not fill {freq} frequency rows of {num_mel_bins} "
+                "mel bins (overlapping-patch AudioMAE is not supported); pass source_grid"
+            )
+        source_grid = (rows // freq, freq)
+    return import_vit(encoder, state, "time_freq", source_grid, strict, source)
+
+
+def _split_cavmae(
+    state: Mapping[str, Tensor], report: ImportReport
+) -> dict[str, dict[str, Tensor]]:
+    """CAV-MAE names -> one timm-style state dict per modality ("a", "v")."""
+    # Modality-specific depth: the shared blocks follow it in our encoders.
+    numbers = {
+        m: [int(k.split(".")[1]) for k in state if k.startswith(f"blocks_{m}.")] for m in "av"
+    }
+    specific = {m: 1 + max(numbers[m], default=-1) for m in "av"}
+    out: dict[str, dict[str, Tensor]] = {"a": {}, "v": {}}
+    for key, value in state.items():
+        if hit := re.fullmatch(r"patch_embed_([av])\.(proj\..+)", key):
+            out[hit[1]][f"patch_embed.{hit[2]}"] = value
+        elif hit := re.fullmatch(r"(pos_embed|modality)_([av])", key):
+            out[hit[2]][hit[1]] = value
+        elif hit := re.fullmatch(r"norm_([av])\.(.+)", key):
+            out[hit[1]][f"norm.{hit[2]}"] = value
+        elif hit := re.fullmatch(r"blocks_([av])\.(\d+)\.((?:norm[12]|attn|mlp)\..+)", key):
+            out[hit[1]][f"blocks.{hit[2]}.{hit[3]}"] = value
+        elif hit := re.fullmatch(r"blocks_u\.(\d+)\.((?:attn|mlp)\..+)", key):
+            for m in "av":  # the shared layer's attention and MLP go to both encoders
+                out[m][f"blocks.{specific[m] + int(hit[1])}.{hit[2]}"] = value
+        elif hit := re.fullmatch(r"blocks_u\.(\d+)\.(norm[12])_([av])\.(.+)", key):
+            out[hit[3]][f"blocks.{specific[hit[3]] + int(hit[1])}.{hit[2]}.{hit[4]}"] = value
+        elif re.fullmatch(r"blocks_[av]\.\d+\.norm[12]_[av]\..+|blocks_u\.\d+\.norm[12]\..+", key):
+            report.ignored.append(key)  # norms CAV-MAE's per-modality forward never uses
+        elif key.startswith(IGNORED_CAVMAE_PREFIXES):
+            report.ignored.append(key)
+        else:
+            report.unexpected.append(key)
+    return out
+
+
+def import_cavmae(
+    audio_encoder: ViTEncoder,
+    video_encoder: ViTEncoder,
+    path_or_state: str | Path | Mapping[str, Tensor],
+    num_mel_bins: int = AUDIOSET_MEL_BINS,
+    strict: bool = True,
+    layer_norm_eps: float | None = CAVMAE_LAYER_NORM_EPS,
+) -> ImportReport:
+    """Load CAV-MAE (``CAVMAE`` or ``CAVMAEFT``) into an audio and a video encoder.
+
+    Each encoder reproduces CAV-MAE's modality-specific encoding (its ``forward_feat``):
+    ``blocks_a.i`` -> audio ``blocks.i``; the shared ``blocks_u.j`` (attention and MLP, with the
+    ``norm*_a`` norms) -> audio ``blocks.(n_a + j)``; ``norm_a`` -> ``norm``; ``modality_a`` is
+    added into ``pos_embed`` (both are added to every token); likewise for video. The joint
+    path (``blocks_u.j.norm1/norm2``, ``norm``), decoders and ``mlp_head`` are ignored.
+
+    Args:
+        audio_encoder: depth ``n_a + n_u`` (12 for CAV-MAE), ``cls_token=False``, [B, 1, F, T]
+            input (CAV-MAE's audio grid is already frequency-major).
+        video_encoder: depth ``n_v + n_u``, ``cls_token=False``.
+        num_mel_bins: CAV-MAE's fbank height; fixes the frequency rows of its audio grid.
+        strict: raise on entries that do not fit instead of reporting them.
+        layer_norm_eps: eps set on both encoders' LayerNorms (CAV-MAE uses 1e-5, ours 1e-6);
+            ``None`` keeps ours. Module attributes, not state-dict entries.
+
+    Returns:
+        One report; our names carry ``audio_encoder.`` / ``video_encoder.`` prefixes.
+    """
+    for name, enc in (("audio", audio_encoder), ("video", video_encoder)):
+        if enc.cls_token is not None:
+            raise ValueError(
+                f"CAV-MAE has no class token: build the {name} encoder cls_token=False"
+            )
+    state, source = _as_state(path_or_state)
+    report = ImportReport()
+    parts = _split_cavmae(strip_prefixes(state), report)
+    if report.unexpected and strict:
+        raise ValueError(f"{source}: not CAV-MAE entries: {listing(report.unexpected)}")
+    encoders = {"a": ("audio_encoder", audio_encoder), "v": ("video_encoder", video_encoder)}
+    for m, (name, enc) in encoders.items():
+        part = parts[m]
+        if "pos_embed" in part and "modality" in part:
+            part["pos_embed"] = part["pos_embed"] + part.pop("modality")
+        elif strict:
+            raise ValueError(f"{source}: needs both pos_embed_{m} and modality_{m}")
+        grid = None  # video: square
+        if m == "a" and "pos_embed" in part and "patch_embed.proj.weight" in part:
+            rows = max(num_mel_bins // part["patch_embed.proj.weight"].shape[-2], 1)
+            grid = (rows, part["pos_embed"].shape[-2] // rows)
+        try:
+            sub = import_vit(enc, part, "image", grid, strict, f"{source} [{name}]")
+        except ValueError as err:
+            hint = f"CAV-MAE blocks_{m}.i -> blocks.i, then blocks_u.j -> the last blocks"
+            raise ValueError(f"{err} ({hint})") from None
+        report.loaded += [f"{name}.{k}" for k in sub.loaded]
+        report.ignored += sub.ignored
+        report.interpolated.update({f"{name}.{k}": v for k, v in sub.interpolated.items()})
+        for attr in ("missing", "unexpected", "mismatched"):
+            getattr(report, attr).extend(f"{name}.{k}" for k in getattr(sub, attr))
+        if layer_norm_eps is not None:
+            for module in enc.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.eps = layer_norm_eps
+    logger.info("CAV-MAE weights from %s: %s", source, report.summary())
+    return report
+
+
+IMPORTERS = ("mae", "audiomae", "cavmae")
+
+
+def import_weights(
+    model: nn.Module, kind: str, path: str | Path, strict: bool = True
+) -> ImportReport:
+    """Config entry point: load a checkpoint into ``model.audio_encoder`` / ``.video_encoder``.
+
+    Args:
+        model: has ``audio_encoder`` and ``video_encoder`` (e.g. :class:`AVMAE`).
+        kind: "mae" (timm / MAE ViT -> video encoder), "audiomae" (-> audio encoder) or
+            "cavmae" (-> both).
+        path: checkpoint file.
+    """
+    if kind == "mae":
+        return import_mae(model.video_encoder, path, strict=strict)
+    if kind == "audiomae":
+        return import_audiomae(model.audio_encoder, path, strict=strict)
+    if kind == "cavmae":
+        return import_cavmae(model.audio_encoder, model.video_encoder, path, strict=strict)
+    raise ValueError(f"unknown weight kind {kind!r}; choose one of {IMPORTERS}")

@@ -1,0 +1,1 @@
+"""Lightning pieces shared by pretraining and the downstream tasks: schedules, callbacks, CLI."""
