@@ -23,9 +23,8 @@ def normalize_patches(patches: Tensor, eps: float = NORM_PIX_EPS) -> Tensor:
     Returns:
         [B, N, P] ``(x - mean) / sqrt(var + eps)`` per patch.
     """
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True)
-    return (patches - mean) / (var + eps) ** 0.5
+    var, mean = torch.var_mean(patches, dim=-1, keepdim=True)  # one pass over the patches
+    return (patches - mean) * torch.rsqrt(var + eps)
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool) -> Tensor:

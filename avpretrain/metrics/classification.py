@@ -1,0 +1,174 @@
+"""Classification metrics as CAV-MAE computes them (AudioSet mAP, VGGSound top-1 accuracy).
+
+Follows YuanGongND/cav-mae ``src/utilities/stats.py:calculate_stats`` and the mean taken by
+``src/traintest_ft.py`` (``mAP = np.mean([stat['AP'] for stat in stats])``), which call
+scikit-learn; scikit-learn is not a dependency here, so its definitions are ported:
+
+- ``average_precision`` is ``sklearn.metrics.average_precision_score`` on one class: the step-wise
+  (non-interpolated) area ``sum_n (R_n - R_{n-1}) P_n`` over the *distinct* score values taken in
+  descending order, with ``R_0 = 0``. Tied scores form one threshold (one precision-recall point),
+  so the order of tied samples does not matter.
+- A class without positives: scikit-learn >= 1.1 warns "No positive class found in y_true" and
+  returns AP 0 (older versions returned NaN). CAV-MAE keeps that class in its ``np.mean``, so by
+  default it counts as 0 here too and a warning is logged; ``skip_empty=True`` drops such classes
+  from the mean instead (the choice of torchmetrics' macro average). AudioSet's eval set has
+  positives for all 527 classes, where the two agree.
+- A class whose samples are all positive has AP 1.
+- Top-1 accuracy is ``accuracy_score(argmax(target), argmax(output))``: ties in the scores go to
+  the first (lowest) class index, and a multi-hot target counts its first positive class only.
+- Inputs are the clip scores the caller has already reduced: CAV-MAE averages sigmoid (mAP) or
+  softmax (accuracy) outputs over frames and checkpoints before scoring; either monotone squashing
+  leaves AP unchanged but averaging after it does not, so average probabilities, not logits.
+
+Values are fractions in [0, 1] (papers print them x 100).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from avpretrain.metrics._arrays import check_binary, to_numpy
+
+log = logging.getLogger(__name__)
+
+
+def average_precision(scores: Any, targets: Any) -> float:
+    """Average precision of one binary problem, as ``sklearn.metrics.average_precision_score``.
+
+    Args:
+        scores: [N] real scores, higher means more likely positive.
+        targets: [N] binary labels (0/1 or bool).
+
+    Returns:
+        AP in [0, 1]; 0.0 when there is no positive (scikit-learn >= 1.1).
+
+    Raises:
+        ValueError: shapes differ, targets are not binary, or scores are not finite.
+    """
+    s = to_numpy(scores, "scores", 1).astype(np.float64)
+    y = to_numpy(targets, "targets", 1)
+    if s.shape != y.shape:
+        raise ValueError(f"scores {s.shape} and targets {y.shape} differ in shape")
+    check_binary(y, "targets")
+    if not np.isfinite(s).all():
+        raise ValueError("scores: contain NaN or infinity")
+    if s.size == 0:
+        raise ValueError("scores: empty")
+    # Stable descending order as sklearn's _binary_clf_curve; ties are grouped just below.
+    order = np.argsort(s, kind="mergesort")[::-1]
+    s, y = s[order], y[order].astype(np.float64)
+    last_of_value = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(y)[last_of_value]
+    fps = 1 + last_of_value - tps
+    if tps[-1] == 0:
+        return 0.0
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def mean_average_precision(scores: Any, targets: Any, skip_empty: bool = False) -> float:
+    """Mean over classes of :func:`average_precision` (CAV-MAE's mAP).
+
+    Args:
+        scores: [N, C] clip scores (probabilities or logits).
+        targets: [N, C] multi-hot labels.
+        skip_empty: drop classes with no positive sample from the mean instead of counting 0.
+
+    Returns:
+        mAP in [0, 1]; NaN if ``skip_empty`` and no class has a positive.
+    """
+    s = to_numpy(scores, "scores", 2)
+    y = to_numpy(targets, "targets", 2)
+    if s.shape != y.shape:
+        raise ValueError(f"scores {s.shape} and targets {y.shape} differ in shape")
+    empty = ~y.astype(bool).any(axis=0)
+    if empty.any():
+        log.warning(
+            "mean_average_precision: %d of %d classes have no positive sample (%s)",
+            int(empty.sum()),
+            y.shape[1],
+            "skipped" if skip_empty else "AP 0, as scikit-learn",
+        )
+    aps = [average_precision(s[:, k], y[:, k]) for k in range(y.shape[1])]
+    if skip_empty:
+        aps = [ap for ap, e in zip(aps, empty, strict=True) if not e]
+        if not aps:
+            return float("nan")
+    return float(np.mean(aps))
+
+
+def top1_accuracy(logits: Any, target: Any) -> float:
+    """Fraction of samples whose arg-max class is the target (first index wins ties).
+
+    Args:
+        logits: [N, C] scores.
+        target: [N] class indices, or [N, C] one-hot / multi-hot (its arg-max is used, as
+            CAV-MAE's ``np.argmax(target, 1)``).
+
+    Returns:
+        Accuracy in [0, 1].
+    """
+    s = to_numpy(logits, "logits", 2)
+    t = to_numpy(target, "target", (1, 2))
+    if t.ndim == 2:
+        if t.shape != s.shape:
+            raise ValueError(f"logits {s.shape} and target {t.shape} differ in shape")
+        t = np.argmax(t, axis=1)
+    if t.shape[0] != s.shape[0]:
+        raise ValueError(f"logits has {s.shape[0]} rows, target {t.shape[0]}")
+    if s.shape[0] == 0:
+        raise ValueError("logits: empty")
+    return float(np.mean(np.argmax(s, axis=1) == t))
+
+
+class ClassificationMetrics:
+    """Collects clip scores over an epoch and scores the whole set at once.
+
+    Under DDP, gather scores and targets across ranks (``LightningModule.all_gather``) before
+    ``update`` or compute on the gathered set; mAP is not an average of per-rank mAPs.
+
+    Args:
+        skip_empty: passed to :func:`mean_average_precision`.
+    """
+
+    def __init__(self, skip_empty: bool = False) -> None:
+        self.skip_empty = skip_empty
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything collected."""
+        self._scores: list[np.ndarray] = []
+        self._targets: list[np.ndarray] = []
+
+    def update(self, scores: Any, targets: Any) -> None:
+        """Add a batch.
+
+        Args:
+            scores: [B, C] clip scores (probabilities averaged over frames, if several).
+            targets: [B] class indices or [B, C] multi-hot labels.
+        """
+        s = to_numpy(scores, "scores", 2).astype(np.float64)
+        t = to_numpy(targets, "targets", (1, 2))
+        if t.ndim == 1:
+            onehot = np.zeros_like(s, dtype=np.int64)
+            onehot[np.arange(len(t)), t.astype(np.int64)] = 1
+            t = onehot
+        if t.shape != s.shape:
+            raise ValueError(f"scores {s.shape} and targets {t.shape} differ in shape")
+        self._scores.append(s)
+        self._targets.append(t.astype(np.int64))
+
+    def compute(self) -> dict[str, float]:
+        """Return ``{"acc": top-1 accuracy, "mAP": mean average precision}`` over all updates."""
+        if not self._scores:
+            raise ValueError("ClassificationMetrics.compute: no update since reset")
+        s = np.concatenate(self._scores)
+        t = np.concatenate(self._targets)
+        return {
+            "acc": top1_accuracy(s, t),
+            "mAP": mean_average_precision(s, t, skip_empty=self.skip_empty),
+        }
