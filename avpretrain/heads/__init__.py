@@ -1,0 +1,1 @@
+"""Downstream heads: small ``nn.Module``s that sit on the encoders' tokens or embeddings."""

@@ -1,0 +1,1 @@
+"""Downstream tasks: LightningModules that put a head on pretrained (or random) encoders."""

@@ -1,0 +1,107 @@
+"""The common frame of every downstream task: encoders + head, three training modes, LLRD.
+
+A task subclasses :class:`TaskModule`, receives its head as an injected ``nn.Module``
+(``class_path`` in YAML), and implements ``training_step`` / ``validation_step`` /
+``test_step`` with the metric modules of its benchmark. This class owns what every task shares:
+loading the encoders (pretrained file or random init, the baseline every table needs), the
+freezing mode, the encoders' forward under that mode, and the optimiser with layer-wise learning
+rate decay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, set_mode
+from avpretrain.training.schedule import warmup_cosine
+
+INPUTS = ("audio", "video", "av")
+
+
+class TaskModule(pl.LightningModule):
+    """Encoders plus a head, trained as a linear probe, a partial or a full fine-tune.
+
+    Args:
+        head: the task's head (an ``nn.Module`` from ``avpretrain.heads``).
+        encoders: file written by ``avpretrain export``; None starts from random encoders.
+        backbone: AVMAE constructor arguments for random encoders (when ``encoders`` is None).
+        mode: ``linear_probe`` (encoders frozen), ``partial`` (last ``trainable_blocks`` layers
+            train) or ``finetune`` (all layers, with layer-wise lr decay).
+        trainable_blocks: layers trained in ``partial`` mode.
+        inputs: which modalities feed the head: ``audio``, ``video`` or ``av``.
+        lr: peak learning rate of the head (backbone layers get ``lr * layer_decay ** depth``).
+        weight_decay: AdamW weight decay on matrices.
+        layer_decay: layer-wise lr decay factor for the backbone (1.0 = none).
+        warmup_steps: linear warmup, then cosine decay over the run.
+        seed: seed of random encoder initialisation.
+    """
+
+    def __init__(
+        self,
+        head: nn.Module,
+        encoders: str | None = None,
+        backbone: dict[str, Any] | None = None,
+        mode: str = "linear_probe",
+        trainable_blocks: int = 2,
+        inputs: str = "av",
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        layer_decay: float = 0.75,
+        warmup_steps: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        self.save_hyperparameters(ignore=["head"])
+        self.backbone = load_backbone(encoders, backbone, seed)
+        set_mode(self.backbone, mode, trainable_blocks)
+        self.head = head
+
+    @property
+    def frozen(self) -> bool:
+        return self.hparams.mode == "linear_probe"
+
+    def train(self, mode: bool = True) -> TaskModule:
+        super().train(mode)
+        if self.frozen:  # a frozen backbone stays in eval mode (no dropout / drop-path)
+            self.backbone.eval()
+        return self
+
+    def encode(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The backbone's tokens and embeddings for the task's inputs (see ``AVMAE.encode``).
+
+        A missing modality is a mode, not a crash: with ``inputs="av"`` a batch without
+        ``video`` (or ``audio``) encodes the modality it has.
+        """
+        want = self.hparams.inputs
+        audio = batch.get("audio") if want in ("audio", "av") else None
+        video = batch.get("video") if want in ("video", "av") else None
+        if audio is None and video is None:
+            raise ValueError(f"batch has none of the inputs {want!r} (keys: {sorted(batch)})")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            return self.backbone.encode(audio=audio, video=video)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        head_params = [p for p in self.head.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in head_params if p.ndim > 1], "weight_decay": hp.weight_decay},
+            {"params": [p for p in head_params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        groups += layer_decay_groups(self.backbone, hp.lr, hp.weight_decay, hp.layer_decay)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, total)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

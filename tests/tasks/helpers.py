@@ -1,0 +1,61 @@
+"""Task recipes shrunk to the tiny world, and a tiny exported encoder file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from avpretrain.export import save_encoders
+from avpretrain.models import AVMAE
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKBONE = {
+    "encoder": "tiny",
+    "decoder": "tiny_decoder",
+    "audio_shape": [128, 192],
+    "video_size": 32,
+}
+
+
+def tiny_encoders(path: Path, seed: int = 1, **overrides: Any) -> Path:
+    """An encoder file of the tiny AV-MAE at the tiny world's shapes."""
+    torch.manual_seed(seed)
+    return save_encoders(AVMAE(**{**BACKBONE, **overrides}), path)
+
+
+def task_recipe(recipe: str, world: Path, run_dir: Path, **model: Any) -> dict[str, Any]:
+    """``tasks/<recipe>`` pointed at the tiny world (2 s clips, 32 px, 4 classes)."""
+    cfg = yaml.safe_load((ROOT / "tasks" / recipe).read_text())
+    trainer = cfg["trainer"]
+    trainer.update(
+        default_root_dir=str(run_dir),
+        max_epochs=2,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger={
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(run_dir)},
+        },
+    )
+    init = cfg["model"]["init_args"]
+    init["backbone"] = dict(BACKBONE)
+    init.update(model)
+    data = cfg["data"]["init_args"]
+    data.update(
+        train_urls=str(world / "train"),
+        val_urls=str(world / "val"),
+        batch_size=8,
+        num_workers=0,
+        frame_size=32,
+    )
+    data["fbank"]["target_frames"] = 192
+    return cfg
+
+
+def write(cfg: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
