@@ -98,6 +98,8 @@ def _clip_record(start: float, end: float, spec: ClipSpec) -> dict[str, Any]:
         record["labels"] = list(spec.labels)
     if spec.video_id is not None:
         record["video_id"] = spec.video_id
+    if spec.annotations is not None:
+        record["annotations"] = spec.annotations
     return record
 
 

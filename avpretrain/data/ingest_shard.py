@@ -89,6 +89,7 @@ def _encode(video: dict[str, Any], clip: DecodedClip, config: dict[str, Any]) ->
         category=spec.get("category"),
         labels=spec.get("labels"),
         flags={"no_audio": clip.no_audio, "padded": clip.padded},
+        **({"annotations": spec["annotations"]} if "annotations" in spec else {}),
     )
     key = sample_key(video["index"], clip.window.index)
     return encode_sample(key, clip.frames, clip.audio, meta, jpeg_quality=config["jpeg_quality"])

@@ -10,6 +10,7 @@ Manifest fields (CSV columns or JSON keys); only ``path`` is required::
     caption    free text
     category   primary class name
     labels     class indices or names: a JSON list, or one string separated by ';'
+    annotations  task annotations (JSON object), copied into the clip's JSON as ``annotations``
 
 Rows naming the same file become clips of one video (whatever their ids), so it is decoded once. Labels given as
 names are turned into indices of the sorted list of all names (stored as ``classes``).
@@ -41,6 +42,7 @@ class ClipSpec:
     category: str | None = None
     labels: tuple[Any, ...] = ()
     video_id: str | None = None
+    annotations: dict[str, Any] | None = None
 
 
 @dataclass
@@ -149,7 +151,23 @@ def _clip(row: dict[str, Any], clip_seconds: float, where: str) -> ClipSpec:
         _text(row.get("category")),
         _labels(row.get("labels"), where),
         _text(row.get("id")) or _text(row.get("video_id")),
+        _annotations(row.get("annotations"), where),
     )
+
+
+def _annotations(value: Any, where: str) -> dict[str, Any] | None:
+    """Task annotations (a JSON object, or its text in a CSV cell), stored as the clip's
+    ``annotations`` field; converters of the official benchmark files write them."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: annotations {value[:60]!r} is not JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: annotations must be a JSON object")
+    return value
 
 
 def read_manifest(path: str | Path, clip_seconds: float = 10.0) -> list[VideoSource]:

@@ -253,7 +253,8 @@ def test_manifests_honour_timestamps_labels_and_captions(videos, tmp_path):
 
     red = str(videos / "red.mp4")
     rows = [
-        {"path": red, "id": "clipA", "start": 0.5, "end": 1.5, "labels": [3, 5]},
+        {"path": red, "id": "clipA", "start": 0.5, "end": 1.5, "labels": [3, 5],
+         "annotations": {"segments": [[0, 1]], "questions": [{"q": "how many?", "a": "2"}]}},
         {"path": red, "video_id": "clipB", "start": 2.0, "end": 3.0, "labels": "7"},
     ]  # fmt: skip
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -263,6 +264,8 @@ def test_manifests_honour_timestamps_labels_and_captions(videos, tmp_path):
     assert [(m["video_id"], m["start"], m["end"], m["labels"]) for m in metas] == [
         ("clipA", 0.5, 1.5, [3, 5]), ("clipB", 2.0, 3.0, [7])
     ]  # fmt: skip
+    assert metas[0]["annotations"]["questions"][0]["a"] == "2"
+    assert "annotations" not in metas[1]
     plan = json.loads((out / "ingest-plan.json").read_text())
     assert len(plan["videos"]) == 1  # both rows cut from one decode of red.mp4
     assert read_index(out)["classes"] is None
