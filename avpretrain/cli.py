@@ -18,6 +18,9 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "avpretrain.data.synth:main",
     "demo": "avpretrain.demo:main",
     "export": "avpretrain.export:main",
+    "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",
+    "convert-llp": "avpretrain.converters.llp:main",
+    "convert-music-avqa": "avpretrain.converters.music_avqa:main",
 }
 
 

@@ -1,0 +1,281 @@
+"""The webdataset pipeline from shard URLs to dict batches, as an explicit list of stages.
+
+Stages (module-level functions or small picklable objects, so DataLoader workers work with
+``fork`` and ``spawn`` alike)::
+
+    shards           wds.ResampledShards (resampled: endless draws with replacement, seeded per
+                     rank and worker) or EpochShardList (one pass, order seeded per epoch)
+    split_by_rank    this rank's shards (one-pass mode only; resampled draws already differ)
+    split_by_worker  this DataLoader worker's shards
+    read_tar_samples tar members grouped by key (webdataset's tar iterator; see urls.open_url)
+    select_members   choose the frame(s) to use, drop every other member (keeps buffers small)
+    shuffle_samples  sample shuffle buffer (training)
+    decode_samples   JSON, JPEG, FLAC, resample, augment, fbank or fixed-length waveform, labels
+    batched          collate_samples -> dict batch
+
+A batch: ``key`` list[str]; ``video`` [B, 3, H, W] (or [B, 3, F, H, W] with several frames per
+clip); ``audio`` [B, 1, 128, T] or, in accelerator mode, ``waveform`` [B, samples] with
+``waveform_len`` [B] (see :class:`samples.WaveformFeatures`); with ``num_classes``, ``label``
+[B] long (first label, -1 if none) and ``labels`` [B, C] float multi-hot; optionally ``meta``
+list[dict].
+
+Unreadable data never stops a run: every read or decode error goes to a :class:`SkipCounter`,
+which logs the shard, key and problem on logger ``avpretrain.data`` and counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from avpretrain.data.samples import SampleOptions, choose_frames, collate_samples, decode_sample
+from avpretrain.data.schema import AUDIO_EXT, JSON_EXT, frame_exts
+from avpretrain.data.urls import open_url
+
+logger = logging.getLogger("avpretrain.data")
+
+# Purposes mixed into per-worker seeds, so the streams of one worker are independent.
+_SHARDS, _SELECT, _SHUFFLE, _DECODE = range(4)
+# A worker whose samples all fail is misconfigured, not unlucky: stop instead of looping.
+_MAX_CONSECUTIVE_FAILURES = 100
+
+
+def _worker() -> tuple[int, int]:
+    """(worker id, number of workers) of the current DataLoader process; (0, 1) in the main one."""
+    info = torch.utils.data.get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+def _mix(*parts: int) -> int:
+    """A well-mixed 32-bit seed from integers (any sign)."""
+    return int(np.random.SeedSequence([p % 2**63 for p in parts]).generate_state(1)[0])
+
+
+@dataclass
+class StreamSeed:
+    """Seeds of one rank's data stream.
+
+    The datamodule sets ``epoch`` and ``start_batch`` before each pass; workers are started
+    afresh for every pass (never persistent), so each pass sees the values of its start.
+
+    Args:
+        seed: base seed of the run.
+        epoch: pass number.
+        start_batch: batches of this epoch consumed before a resume (0 normally), so a resumed
+            stream draws differently from the one that was interrupted.
+        rank: this process's rank.
+        world_size: number of ranks.
+    """
+
+    seed: int = 0
+    epoch: int = 0
+    start_batch: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def shared(self) -> int:
+        """Same on every rank and worker: the shard order of a one-pass epoch."""
+        return _mix(self.seed, self.epoch)
+
+    def local(self, purpose: int = _SHARDS) -> int:
+        """Different for every rank, worker, epoch, resume point and purpose."""
+        return _mix(self.seed, self.epoch, self.start_batch, self.rank, _worker()[0], purpose)
+
+
+class SkipCounter:
+    """Counts read and decode errors per DataLoader worker; the main process reads the sum.
+
+    Counts live in a shared-memory tensor (one slot per worker), so they are visible while
+    workers run, whether they were forked or spawned. Also a webdataset error handler.
+
+    Args:
+        slots: counter slots; worker ``i`` uses slot ``i % slots``.
+    """
+
+    def __init__(self, slots: int = 64) -> None:
+        self.counts = torch.zeros(slots, dtype=torch.int64).share_memory_()
+        self.shard = "?"  # the shard being read in this process, for log lines
+
+    def __call__(self, exn: BaseException) -> bool:
+        """webdataset handler for shard-level errors (open, truncated tar): log, count, go on."""
+        self._add()
+        message = exn.args[0] if exn.args else exn
+        logger.warning(
+            "skipped unreadable data of shard %s: %s: %s", self.shard, type(exn).__name__, message
+        )
+        return True
+
+    def sample_error(self, key: str | None, url: str | None, exn: BaseException) -> None:
+        """Log and count one sample that failed to decode."""
+        self._add()
+        logger.warning("skipped sample %s of shard %s: %s: %s", key, url, type(exn).__name__, exn)
+
+    def _add(self) -> None:
+        self.counts[_worker()[0] % len(self.counts)] += 1
+
+    @property
+    def total(self) -> int:
+        """Errors counted so far over all workers of this process."""
+        return int(self.counts.sum())
+
+
+class EpochShardList(wds.SimpleShardList):
+    """``SimpleShardList`` whose order is reshuffled every epoch, identically on every rank.
+
+    Args:
+        urls: shard URLs.
+        stream: seeds (``None`` keeps the given order, for evaluation).
+    """
+
+    def __init__(self, urls: list[str], stream: StreamSeed | None = None) -> None:
+        super().__init__(urls)
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        for i in shard_order(len(self.urls), self.stream):
+            yield {"url": self.urls[i]}
+
+
+def shard_order(num_shards: int, stream: StreamSeed | None) -> list[int]:
+    """Shard indices in the order of one pass (shared by all ranks, so splits are disjoint)."""
+    order = list(range(num_shards))
+    if stream is not None:
+        random.Random(stream.shared()).shuffle(order)
+    return order
+
+
+def split_by_rank(src: Iterable[Any], rank: int, world_size: int) -> Iterator[Any]:
+    """Every ``world_size``-th item from ``rank`` on (explicit, not read from torch.distributed,
+    which DataLoader workers do not inherit)."""
+    return islice(src, rank, None, world_size)
+
+
+def split_samples(src: Iterable[Any], rank: int, world_size: int) -> Iterator[Any]:
+    """Every rank and worker reads all shards and keeps its share of the samples.
+
+    For evaluation sets with fewer shards than ranks x workers: more reading, but every sample
+    is seen exactly once overall.
+    """
+    worker, workers = _worker()
+    return islice(src, rank * workers + worker, None, world_size * workers)
+
+
+def open_shards(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Iterator[dict[str, Any]]:
+    """Open each shard URL as a stream (closed once the next shard is asked for)."""
+    for shard in src:
+        url = handler.shard = shard["url"]
+        try:
+            stream = open_url(url)
+        except Exception as exn:  # noqa: BLE001 - any opener failure skips the shard
+            handler(OSError(f"cannot open: {exn}"))
+            continue
+        yield {**shard, "stream": stream}
+        try:
+            stream.close()
+        except Exception as exn:  # noqa: BLE001 - e.g. a pipe: command's exit status
+            handler(OSError(f"error on closing: {exn}"))
+
+
+def read_tar_samples(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Iterator[dict]:
+    """Shard URLs -> raw samples (``__key__``, ``__url__`` and bytes by extension)."""
+    files = tar_file_expander(open_shards(src, handler), handler=handler)
+    return group_by_keys(files, handler=handler)
+
+
+def select_members(
+    src: Iterable[dict[str, Any]], opts: SampleOptions, stream: StreamSeed
+) -> Iterator[dict[str, Any]]:
+    """Keep JSON, FLAC and only the chosen frame(s), as ``__frames__`` in temporal order.
+
+    Runs before the shuffle buffer, which then holds one JPEG per clip instead of ten.
+    """
+    generator = torch.Generator().manual_seed(stream.local(_SELECT))
+    for sample in src:
+        frames = frame_exts(sample)
+        kept = {k: sample[k] for k in ("__key__", "__url__", JSON_EXT, AUDIO_EXT) if k in sample}
+        if frames:
+            idx = choose_frames(len(frames), opts.num_frames_per_clip, opts.train, generator)
+            kept["__frames__"] = [sample[frames[i]] for i in idx]
+        yield kept
+
+
+def shuffle_samples(src: Iterable[Any], bufsize: int, stream: StreamSeed) -> Iterator[Any]:
+    """webdataset's shuffle buffer with a per-rank, per-worker, per-epoch seed."""
+    rng = random.Random(stream.local(_SHUFFLE))
+    return wds.shuffle(bufsize, initial=min(bufsize, 100), rng=rng)(iter(src))
+
+
+def decode_samples(
+    src: Iterable[dict[str, Any]], opts: SampleOptions, stream: StreamSeed, counter: SkipCounter
+) -> Iterator[dict[str, Any]]:
+    """Decode every sample; a failing one is logged, counted and skipped."""
+    generator = torch.Generator().manual_seed(stream.local(_DECODE))
+    failures = 0
+    for sample in src:
+        try:
+            out = decode_sample(sample, opts, generator)
+        except Exception as exn:  # noqa: BLE001 - corrupt data of any kind skips the sample
+            counter.sample_error(sample.get("__key__"), sample.get("__url__"), exn)
+            failures += 1
+            if failures >= _MAX_CONSECUTIVE_FAILURES:
+                raise RuntimeError(
+                    f"{failures} samples in a row failed to decode; last: {exn!r}"
+                ) from exn
+            continue
+        failures = 0
+        yield out
+
+
+def build_pipeline(
+    urls: list[str],
+    opts: SampleOptions,
+    batch_size: int,
+    stream: StreamSeed,
+    counter: SkipCounter,
+    resampled: bool = False,
+    shuffle_buffer: int = 0,
+    split_shards: bool = True,
+) -> wds.DataPipeline:
+    """Assemble the stages (module docstring) into one rank's dataset of batches.
+
+    Args:
+        urls: shard URLs (see :func:`urls.expand_urls`).
+        opts: decode options; ``opts.train`` also drops incomplete last batches.
+        batch_size: samples per batch, per rank.
+        stream: seeds; ``stream.rank`` / ``world_size`` pick this rank's shards.
+        counter: error handler and counter.
+        resampled: draw shards with replacement forever (use ``with_epoch`` on the loader).
+        shuffle_buffer: samples in the shuffle buffer (0: no shuffling).
+        split_shards: split by shard; if False every worker reads all shards and keeps its
+            share of samples (:func:`split_samples`).
+    """
+    if resampled:
+        stages: list[Any] = [
+            wds.ResampledShards(urls, worker_seed=stream.local, deterministic=True),
+            partial(read_tar_samples, handler=counter),
+        ]
+    else:
+        stages = [EpochShardList(urls, stream if opts.train else None)]
+        by_rank = {"rank": stream.rank, "world_size": stream.world_size}
+        if split_shards:
+            stages += [partial(split_by_rank, **by_rank), wds.split_by_worker]
+            stages.append(partial(read_tar_samples, handler=counter))
+        else:
+            stages.append(partial(read_tar_samples, handler=counter))
+            stages.append(partial(split_samples, **by_rank))
+    stages.append(partial(select_members, opts=opts, stream=stream))
+    if shuffle_buffer > 0:
+        stages.append(partial(shuffle_samples, bufsize=shuffle_buffer, stream=stream))
+    stages.append(partial(decode_samples, opts=opts, stream=stream, counter=counter))
+    stages.append(wds.batched(batch_size, collation_fn=collate_samples, partial=not opts.train))
+    return wds.DataPipeline(*stages)

@@ -1,0 +1,185 @@
+"""Decoding one shard sample into tensors, and collating decoded samples into a batch.
+
+The per-sample half of the loader (:mod:`avpretrain.data.pipeline` wires it into stages):
+the chosen frame(s) only are JPEG-decoded, the FLAC is decoded with soundfile and resampled to
+the feature rate, then either the CPU fbank (``audio`` [1, 128, T]) or, in accelerator mode, a
+fixed-length ``waveform`` is produced, whose features :class:`WaveformFeatures` computes on the
+device after transfer (equal to the CPU fbank).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize, resample
+from avpretrain.data.augment import random_gain, random_time_roll
+from avpretrain.data.schema import AUDIO_EXT, JSON_EXT, decode_flac
+from avpretrain.data.video import choose_frame_index, decode_jpeg, frame_transform, frames_to_clip
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """What the decode stage produces.
+
+    Args:
+        train: random frame choice, crop/flip and the audio augmentations if True.
+        fbank: audio feature settings (its ``sample_rate`` is the rate audio is resampled to).
+        frame_size: output side of the frames.
+        num_frames_per_clip: 1 gives ``video`` [3, H, W]; more give a clip [3, F, H, W].
+        audio_on_device: return a fixed-length ``waveform`` instead of the CPU fbank ``audio``.
+        time_roll: roll the waveform by a random offset (training only).
+        gain_db: random gain in [-gain_db, gain_db] dB (training only; 0 disables).
+        num_classes: emit ``label`` and ``labels`` from the JSON ``labels`` when set.
+        keep_meta: keep the parsed JSON as ``meta``.
+    """
+
+    train: bool = False
+    fbank: FbankConfig = field(default_factory=FbankConfig)
+    frame_size: int = 224
+    num_frames_per_clip: int = 1
+    audio_on_device: bool = False
+    time_roll: bool = False
+    gain_db: float = 0.0
+    num_classes: int | None = None
+    keep_meta: bool = False
+
+
+def choose_frames(
+    num_frames: int, count: int, train: bool, generator: torch.Generator | None = None
+) -> list[int]:
+    """Indices of the stored frames to use.
+
+    One frame: :func:`video.choose_frame_index` (random when training, middle otherwise).
+    Several: one per equal segment of the clip (TSN sampling), at a random position in its
+    segment when training and at the segment's centre otherwise; frames repeat if ``count``
+    exceeds ``num_frames``.
+    """
+    if count == 1:
+        return [choose_frame_index(num_frames, train, generator)]
+    offsets = torch.rand(count, generator=generator) if train else torch.full((count,), 0.5)
+    positions = (torch.arange(count) + offsets) * num_frames / count
+    return positions.floor().long().clamp(0, num_frames - 1).tolist()
+
+
+def waveform_samples(cfg: FbankConfig) -> int:
+    """Waveform length that gives exactly ``cfg.target_frames`` Kaldi frames."""
+    return (cfg.target_frames - 1) * cfg.window_shift + cfg.window_size
+
+
+def fit_waveform(waveform: Tensor, cfg: FbankConfig) -> tuple[Tensor, int]:
+    """Cut or zero-pad [samples] to :func:`waveform_samples`; also return the valid length."""
+    n = waveform_samples(cfg)
+    valid = min(waveform.shape[0], n)
+    return F.pad(waveform[:n], (0, n - valid)), valid
+
+
+class WaveformFeatures(torch.nn.Module):
+    """Accelerator-mode features: equal to the workers' per-clip :func:`audio.fbank`.
+
+    ``fbank`` zero-pads short clips in the feature domain, while ``BatchedFbank`` sees the
+    zero-padded waveform; frames past each clip's end are therefore set to the value ``fbank``
+    pads with, and only then is the time axis resized (``cfg.resize_frames``) as ``fbank`` does.
+
+    Args:
+        cfg: feature settings.
+    """
+
+    def __init__(self, cfg: FbankConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.fbank = BatchedFbank(replace(cfg, resize_frames=None))
+
+    def forward(self, waveform: Tensor, lengths: Tensor) -> Tensor:
+        """Compute features.
+
+        Args:
+            waveform: [B, samples] from :func:`fit_waveform`.
+            lengths: [B] valid samples of each clip.
+
+        Returns:
+            [B, 1, num_mel_bins, T] with T = ``cfg.output_frames``.
+        """
+        cfg = self.cfg
+        spec = self.fbank(waveform)  # [B, 1, F, target_frames]
+        lengths = lengths.to(spec.device)
+        valid = torch.where(
+            lengths >= cfg.window_size, 1 + (lengths - cfg.window_size) // cfg.window_shift, 0
+        )
+        beyond = torch.arange(spec.shape[-1], device=spec.device) >= valid[:, None]  # [B, T]
+        pad_value = normalize(torch.tensor(0.0), cfg).item()
+        spec = spec.masked_fill(beyond[:, None, None, :], pad_value)
+        if cfg.resize_frames is not None and cfg.resize_frames != spec.shape[-1]:
+            spec = F.interpolate(spec[:, 0], cfg.resize_frames, mode="linear", align_corners=False)
+            spec = spec[:, None]
+        return spec
+
+
+def _labels(meta: dict[str, Any], num_classes: int) -> tuple[int, Tensor]:
+    labels = [int(i) for i in meta.get("labels") or []]
+    bad = [i for i in labels if not 0 <= i < num_classes]
+    if bad:
+        raise ValueError(f"labels {bad} outside [0, {num_classes})")
+    multi_hot = torch.zeros(num_classes)
+    multi_hot[labels] = 1.0
+    return (labels[0] if labels else -1), multi_hot
+
+
+def decode_sample(
+    sample: dict[str, Any], opts: SampleOptions, generator: torch.Generator | None = None
+) -> dict[str, Any]:
+    """Decode one selected sample (see :func:`select_members`) into tensors."""
+    for member in (JSON_EXT, AUDIO_EXT, "__frames__"):
+        if member not in sample:
+            raise ValueError(f"no {member.strip('_')} member")
+    meta = json.loads(sample[JSON_EXT])
+    frames = [decode_jpeg(data) for data in sample["__frames__"]]
+    if opts.num_frames_per_clip == 1:
+        video = frame_transform(frames[0], opts.frame_size, opts.train, generator)
+    else:
+        video = frames_to_clip(frames, opts.frame_size, opts.train, generator)
+    cfg = opts.fbank
+    audio, rate = decode_flac(sample[AUDIO_EXT])
+    waveform = resample(torch.from_numpy(audio), rate, cfg.sample_rate)
+    if waveform.shape[0] < cfg.window_size:
+        raise ValueError(f"audio of {waveform.shape[0]} samples is shorter than one fbank window")
+    if opts.train and opts.time_roll:
+        waveform = random_time_roll(waveform, generator)
+    if opts.train and opts.gain_db > 0:
+        waveform = random_gain(waveform, -opts.gain_db, opts.gain_db, generator)
+    out: dict[str, Any] = {"key": sample["__key__"], "video": video}
+    if opts.audio_on_device:
+        # fbank removes the whole clip's mean before framing; doing it here too keeps the device
+        # features equal when the clip is cut or padded (the device sees only the fitted part).
+        out["waveform"], out["waveform_len"] = fit_waveform(waveform - waveform.mean(), cfg)
+    else:
+        out["audio"] = fbank(waveform, cfg)
+    if opts.num_classes is not None:
+        out["label"], out["labels"] = _labels(meta, opts.num_classes)
+    if opts.keep_meta:
+        out["meta"] = meta
+    return out
+
+
+_STACKED = ("audio", "waveform", "video", "labels")
+_LONGS = ("waveform_len", "label")
+
+
+def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Decoded samples -> one dict batch (tensors stacked on a new leading axis B)."""
+    first = samples[0]
+    batch: dict[str, Any] = {"key": [s["key"] for s in samples]}
+    for name in _STACKED:
+        if name in first:
+            batch[name] = torch.stack([s[name] for s in samples])
+    for name in _LONGS:
+        if name in first:
+            batch[name] = torch.tensor([s[name] for s in samples], dtype=torch.long)
+    if "meta" in first:
+        batch["meta"] = [s["meta"] for s in samples]
+    return batch

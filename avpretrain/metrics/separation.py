@@ -1,0 +1,127 @@
+"""Source separation metrics (SDR, SIR, SAR) as Sound of Pixels computes them.
+
+Follows hangzhaomit/Sound-of-Pixels ``main.py:calc_metrics``, which calls
+``mir_eval.separation.bss_eval_sources`` (BSS Eval v3: 512-tap time-invariant distortion filters).
+Reproduced as is:
+
+- References are cut to the estimates' length (``audios[n][j, 0:L]`` with L the length of the
+  iSTFT output) before scoring.
+- A sample counts only if *every* reference and *every* estimate has ``sum |x| > 1e-5``; other
+  samples are skipped silently there (here counted and reported as ``skipped``).
+- ``compute_permutation=False``: estimate n is scored against reference n, never re-matched, so a
+  swapped separation scores badly (negative SIR).
+- Per sample: SDR, SIR, SAR averaged over the sources; the mixture baseline ``SDR_mixture`` is the
+  same call with the mixture as every source's estimate (``sdr_mix`` here, when a mixture is
+  given).
+- Averaging over samples: the official ``evaluate`` takes the mean of per-*batch* means (a batch
+  whose samples were all skipped counts as 0). :class:`SeparationMetrics` averages over counted
+  samples instead; the two agree when batches are equal in size and nothing is skipped.
+
+mir_eval 0.8 marks ``bss_eval_sources`` as deprecated (FutureWarning, removal in 0.9); the
+warning is silenced here because this exact function is what the benchmark reports. Values are
+in dB; a perfect estimate gives about +300 dB (or ``inf``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+from mir_eval.separation import bss_eval_sources
+
+from avpretrain.metrics._arrays import to_numpy
+
+log = logging.getLogger(__name__)
+
+SILENCE_THRESHOLD = 1e-5
+
+
+def bss_metrics(
+    references: Any, estimates: Any, mixture: Any | None = None
+) -> dict[str, float] | None:
+    """SDR, SIR, SAR of one sample, averaged over its sources, or None if it is skipped.
+
+    Args:
+        references: [S, T'] true source waveforms, T' >= T (cut to T as the official code does).
+        estimates: [S, T] estimated waveforms, estimate n for reference n.
+        mixture: optional [T''] mixture waveform, T'' >= T, for the ``sdr_mix`` baseline.
+
+    Returns:
+        ``{"sdr", "sir", "sar"}`` (plus ``"sdr_mix"`` with a mixture) in dB, or None when some
+        reference or estimate has ``sum |x| <= 1e-5`` (the official code skips the sample).
+    """
+    ests = to_numpy(estimates, "estimates", 2).astype(np.float64)
+    refs = to_numpy(references, "references", 2).astype(np.float64)
+    if refs.shape[0] != ests.shape[0]:
+        raise ValueError(f"{refs.shape[0]} references but {ests.shape[0]} estimates")
+    length = ests.shape[1]
+    if refs.shape[1] < length:
+        raise ValueError(f"references {refs.shape} shorter than estimates {ests.shape}")
+    refs = refs[:, :length]
+    sums = np.abs(np.concatenate([refs, ests])).sum(axis=1)
+    if not (sums > SILENCE_THRESHOLD).all():
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"mir_eval\.separation", FutureWarning)
+        sdr, sir, sar, _ = bss_eval_sources(refs, ests, compute_permutation=False)
+        out = {"sdr": float(sdr.mean()), "sir": float(sir.mean()), "sar": float(sar.mean())}
+        if mixture is not None:
+            mix = to_numpy(mixture, "mixture", 1).astype(np.float64)
+            if mix.shape[0] < length:
+                raise ValueError(f"mixture {mix.shape} shorter than estimates {ests.shape}")
+            mixes = np.repeat(mix[None, :length], len(refs), axis=0)
+            out["sdr_mix"] = float(
+                bss_eval_sources(refs, mixes, compute_permutation=False)[0].mean()
+            )
+    return out
+
+
+class SeparationMetrics:
+    """Mean SDR / SIR / SAR over the counted samples since ``reset``, and how many were skipped."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything collected."""
+        self.scores: list[dict[str, float]] = []
+        self.skipped = 0
+
+    def update(self, references: Any, estimates: Any, mixtures: Any | None = None) -> None:
+        """Score a batch of samples.
+
+        Args:
+            references: [B, S, T'] true sources (T' >= T).
+            estimates: [B, S, T] estimated sources.
+            mixtures: optional [B, T''] mixtures (T'' >= T) for ``sdr_mix``.
+        """
+        refs = to_numpy(references, "references", 3)
+        ests = to_numpy(estimates, "estimates", 3)
+        mixes = None if mixtures is None else to_numpy(mixtures, "mixtures", 2)
+        if len(refs) != len(ests) or (mixes is not None and len(mixes) != len(ests)):
+            raise ValueError("references, estimates and mixtures differ in batch size")
+        for i in range(len(ests)):
+            score = bss_metrics(refs[i], ests[i], None if mixes is None else mixes[i])
+            if score is None:
+                self.skipped += 1
+            else:
+                self.scores.append(score)
+
+    def compute(self) -> dict[str, float]:
+        """Means over counted samples, plus ``count`` and ``skipped``.
+
+        ``sdr_mix`` averages the samples given a mixture and is absent if none was; the means are
+        NaN (and a warning is logged) when every sample was skipped.
+        """
+        if not self.scores and not self.skipped:
+            raise ValueError("SeparationMetrics.compute: no update since reset")
+        if not self.scores:
+            log.warning("SeparationMetrics: all %d samples skipped as silent", self.skipped)
+        out = {}
+        for key in ("sdr", "sir", "sar", "sdr_mix"):
+            values = [s[key] for s in self.scores if key in s]
+            if values or key != "sdr_mix":
+                out[key] = float(np.mean(values)) if values else float("nan")
+        return {**out, "count": float(len(self.scores)), "skipped": float(self.skipped)}
