@@ -18,6 +18,7 @@ after the remaining batches, so some samples of that epoch repeat and others are
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -73,6 +74,13 @@ class AVDataModule(L.LightningDataModule):
             ``num_classes``). ``labels`` become soft targets; ``label`` stays the unmixed one.
         num_classes: emit ``label`` (first JSON label, -1 if none) and multi-hot ``labels``.
         keep_meta: also return each clip's JSON record as ``meta`` (list of dicts).
+        frame_augment: random crop and flip of training frames; off for tasks with spatial
+            targets (localization, segmentation), whose masks must stay aligned with the frame.
+        targets: a task's target builder, ``f(sample, meta, opts) -> dict`` (a module-level
+            function, given in YAML by its import path), run in the workers after decoding; see
+            ``avpretrain.data.samples.SampleOptions``.
+        extra_members: shard members the targets need beyond frames, audio and JSON (e.g.
+            ``gt.npz``).
         seed: base seed of shard order, shuffling, frame choice and augmentation.
     """
 
@@ -97,6 +105,9 @@ class AVDataModule(L.LightningDataModule):
         mixup_alpha: float = 0.0,
         num_classes: int | None = None,
         keep_meta: bool = False,
+        frame_augment: bool = True,
+        targets: Callable[..., dict[str, Any]] | None = None,
+        extra_members: list[str] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -121,6 +132,8 @@ class AVDataModule(L.LightningDataModule):
         self.spec_freq_mask, self.spec_time_mask = spec_freq_mask, spec_time_mask
         self.mixup_alpha, self.num_classes = mixup_alpha, num_classes
         self.keep_meta, self.seed = keep_meta, seed
+        self.frame_augment, self.targets = frame_augment, targets
+        self.extra_members = tuple(extra_members or ())
         self.counters = {name: SkipCounter() for name in _SPLITS}
         self.loaders: dict[str, EpochLoader] = {}
         self._shards: dict[str, list[Shard]] = {}
@@ -170,6 +183,9 @@ class AVDataModule(L.LightningDataModule):
             gain_db=self.gain_db,
             num_classes=self.num_classes,
             keep_meta=self.keep_meta,
+            frame_augment=self.frame_augment,
+            targets=self.targets,
+            extra_members=self.extra_members,
         )
 
     def _resampled_batches(self, shards: list[Shard], world: int) -> int:

@@ -202,10 +202,12 @@ def select_members(
     generator = torch.Generator().manual_seed(stream.local(_SELECT))
     for sample in src:
         frames = frame_exts(sample)
-        kept = {k: sample[k] for k in ("__key__", "__url__", JSON_EXT, AUDIO_EXT) if k in sample}
+        names = ("__key__", "__url__", JSON_EXT, AUDIO_EXT, *opts.extra_members)
+        kept = {k: sample[k] for k in names if k in sample}
         if frames:
             idx = choose_frames(len(frames), opts.num_frames_per_clip, opts.train, generator)
             kept["__frames__"] = [sample[frames[i]] for i in idx]
+            kept["__frame_indices__"] = idx
         yield kept
 
 

@@ -10,6 +10,7 @@ device after transfer (equal to the CPU fbank).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +38,12 @@ class SampleOptions:
         gain_db: random gain in [-gain_db, gain_db] dB (training only; 0 disables).
         num_classes: emit ``label`` and ``labels`` from the JSON ``labels`` when set.
         keep_meta: keep the parsed JSON as ``meta``.
+        frame_augment: random crop / flip of training frames (off for spatial targets).
+        targets: task target builder ``f(sample, meta, opts) -> dict`` called after decoding;
+            ``sample`` holds the raw members kept (``extra_members``) and ``__frame_indices__``,
+            the stored frames chosen. Tensors it returns are stacked into the batch, other
+            values are listed.
+        extra_members: raw members kept for ``targets`` (e.g. ``("gt.npz",)``).
     """
 
     train: bool = False
@@ -48,6 +55,9 @@ class SampleOptions:
     gain_db: float = 0.0
     num_classes: int | None = None
     keep_meta: bool = False
+    frame_augment: bool = True
+    targets: Callable[..., dict[str, Any]] | None = None
+    extra_members: tuple[str, ...] = ()
 
 
 def choose_frames(
@@ -139,10 +149,11 @@ def decode_sample(
             raise ValueError(f"no {member.strip('_')} member")
     meta = json.loads(sample[JSON_EXT])
     frames = [decode_jpeg(data) for data in sample["__frames__"]]
+    augment = opts.train and opts.frame_augment
     if opts.num_frames_per_clip == 1:
-        video = frame_transform(frames[0], opts.frame_size, opts.train, generator)
+        video = frame_transform(frames[0], opts.frame_size, augment, generator)
     else:
-        video = frames_to_clip(frames, opts.frame_size, opts.train, generator)
+        video = frames_to_clip(frames, opts.frame_size, augment, generator)
     cfg = opts.fbank
     audio, rate = decode_flac(sample[AUDIO_EXT])
     waveform = resample(torch.from_numpy(audio), rate, cfg.sample_rate)
@@ -163,6 +174,8 @@ def decode_sample(
         out["label"], out["labels"] = _labels(meta, opts.num_classes)
     if opts.keep_meta:
         out["meta"] = meta
+    if opts.targets is not None:
+        out.update(opts.targets(sample, meta, opts))
     return out
 
 
@@ -180,6 +193,9 @@ def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for name in _LONGS:
         if name in first:
             batch[name] = torch.tensor([s[name] for s in samples], dtype=torch.long)
-    if "meta" in first:
-        batch["meta"] = [s["meta"] for s in samples]
+    for name, value in first.items():  # task targets and meta
+        if name in batch or name in _STACKED or name in _LONGS:
+            continue
+        values = [s[name] for s in samples]
+        batch[name] = torch.stack(values) if isinstance(value, torch.Tensor) else values
     return batch

@@ -107,8 +107,8 @@ def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
 
 def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
     """Decode FLAC bytes to ``([samples] float32, sample_rate)``; channels are averaged."""
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return audio.mean(axis=1), sr
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32")
+    return (audio.mean(axis=1) if audio.ndim == 2 else audio), sr
 
 
 def encode_sample(
