@@ -63,7 +63,7 @@ def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, A
         val_urls=None,
         batch_size=args.batch_size,
         num_workers=args.workers,
-        epoch_samples=args.clips,
+        epoch_samples=4 * args.clips,  # long epochs: fewer worker restarts
     )
     return cfg
 
@@ -85,12 +85,14 @@ def _eval_data(world: Path, split: str, recipe: dict[str, Any], classes: int) ->
 
 @torch.no_grad()
 def _mean_loss(model, batches: list[dict[str, Any]]) -> float:
-    """Masked reconstruction loss with fixed masks, so before and after compare."""
+    """Masked reconstruction loss (audio + video, no contrastive term) with fixed masks, so
+    before and after compare."""
     model.eval()
     losses = []
     for i, batch in enumerate(batches):
         generator = torch.Generator().manual_seed(i)
-        losses.append(model(batch["audio"], batch["video"], generator=generator).loss.item())
+        out = model(batch["audio"], batch["video"], generator=generator)
+        losses.append((out.loss_audio + out.loss_video).item())
     return sum(losses) / len(losses)
 
 
