@@ -1,0 +1,126 @@
+"""Segmentation targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
+
+Each function returns ``{"mask": [S, S] float32}`` (1 = sounding object) for the one frame the
+loader chose, transformed exactly like the evaluation frame: the short side resized to
+``frame_size`` (nearest-exact, i.e. pixel centres, as PIL's nearest), then the centre crop
+(torchvision's rounding). Use them with ``frame_augment: false``: a random crop or flip of the
+training frame would not be applied to the mask.
+
+Two sources:
+
+- :func:`synth_mask_targets`, the synthetic world: ``gt.npz`` member ``masks`` [F, H, W] uint8
+  (object index + 1) and the JSON's ``synthetic.objects``. The mask holds the on-screen objects
+  *heard at the frame's time* (``sounding`` and ``audio_on`` for the frame's second, the objects
+  the world draws marked), as AVSBench annotates the objects producing sound in each frame.
+- :func:`png_mask_targets`, real AVSBench data: one PNG per stored frame, member ``mNN.png``
+  next to ``fNN.jpg`` (same index); any nonzero pixel is foreground (AVSBench's masks are
+  0/255). Layout a converter must produce (plain ``write_shard`` samples, ``index.json``)::
+
+      <key>.f00.jpg [.f01.jpg ...]  the annotated frames (AVSBench: one per second)
+      <key>.m00.png [.m01.png ...]  their masks, same size as the frames
+      <key>.flac                    the clip's audio
+      <key>.json                    make_meta(...) record; video_id = the AVSBench video
+
+  and the recipe lists the mask members in ``extra_members`` (``[m00.png, ..., m04.png]``).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms import InterpolationMode
+
+from avpretrain.data.schema import GT_EXT
+from avpretrain.data.synth_scene import second_of
+
+
+def mask_transform(mask: Tensor, size: int) -> Tensor:
+    """The evaluation frame transform for a binary mask.
+
+    Args:
+        mask: [H, W] (any dtype; nonzero = foreground).
+        size: output side (the loader's ``frame_size``).
+
+    Returns:
+        [size, size] float32 of 0/1.
+    """
+    m = (mask != 0).to(torch.uint8)[None]
+    m = TF.resize(m, [size], interpolation=InterpolationMode.NEAREST_EXACT, antialias=False)
+    return TF.center_crop(m, [size, size])[0].float()
+
+
+def _frame_index(sample: dict[str, Any]) -> int:
+    indices = sample.get("__frame_indices__")
+    if not indices or len(indices) != 1:
+        raise ValueError(
+            f"{sample.get('__key__')}: segmentation targets need exactly one frame per clip "
+            f"(num_frames_per_clip: 1), got frame indices {indices}"
+        )
+    return int(indices[0])
+
+
+def _member(sample: dict[str, Any], name: str) -> bytes:
+    if name not in sample:
+        raise ValueError(
+            f"{sample.get('__key__')} ({sample.get('__url__')}): no {name} member; list it in "
+            f"the data module's extra_members"
+        )
+    return sample[name]
+
+
+def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
+    """Mask of the on-screen objects heard at the chosen frame, from the synthetic ``gt.npz``.
+
+    Args:
+        sample: raw members with ``gt.npz`` and ``__frame_indices__``.
+        meta: the clip's JSON (``synthetic.objects``, ``frame_times``).
+        opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
+
+    Returns:
+        ``{"mask": [S, S] float32}``.
+    """
+    idx = _frame_index(sample)
+    with np.load(io.BytesIO(_member(sample, GT_EXT))) as gt:
+        masks = gt["masks"]
+    objects = meta["synthetic"]["objects"]
+    t = meta["frame_times"][idx]
+    heard = [
+        i + 1
+        for i, o in enumerate(objects)
+        if o["sounding"] and o["on_screen"] and o["audio_on"][second_of(t, len(o["audio_on"]))]
+    ]
+    mask = torch.from_numpy(np.isin(masks[idx], heard))
+    return {"mask": mask_transform(mask, opts.frame_size)}
+
+
+def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
+    """Mask of the chosen frame from its PNG member ``mNN.png`` (real AVSBench shards).
+
+    Args:
+        sample: raw members with ``mNN.png`` for the chosen frame, ``__frames__`` and
+            ``__frame_indices__``.
+        meta: the clip's JSON (unused; part of the targets signature).
+        opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
+
+    Returns:
+        ``{"mask": [S, S] float32}``.
+    """
+    key = sample.get("__key__")
+    name = f"m{_frame_index(sample):02d}.png"
+    try:
+        with Image.open(io.BytesIO(_member(sample, name))) as img:
+            # palette PNGs: the index is the label (a palette colour may be black)
+            mask = np.asarray(img if img.mode == "P" else img.convert("L"))
+        with Image.open(io.BytesIO(sample["__frames__"][0])) as frame:  # reads the header only
+            frame_hw = (frame.height, frame.width)
+    except OSError as err:
+        raise ValueError(f"{key}: could not decode {name} or its frame: {err}") from err
+    if mask.shape != frame_hw:
+        raise ValueError(f"{key}: {name} is {mask.shape} pixels, its frame {frame_hw}")
+    return {"mask": mask_transform(torch.from_numpy(mask.copy()), opts.frame_size)}
