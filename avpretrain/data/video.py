@@ -13,6 +13,7 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torchvision.io import ImageReadMode
 from torchvision.io import decode_jpeg as _tv_decode_jpeg
+from torchvision.transforms import InterpolationMode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -144,3 +145,19 @@ def frames_to_clip(
         raise ValueError("frames_to_clip: no frames")
     clip = frame_transform(torch.stack(frames), size, train, generator)  # [F, 3, S, S]
     return clip.transpose(0, 1)
+
+
+def mask_transform(mask: Tensor, size: int) -> Tensor:
+    """The evaluation frame transform (:func:`frame_transform`, ``train=False``) for a mask,
+    so spatial targets stay aligned with their frame.
+
+    Args:
+        mask: [H, W] (any dtype; nonzero = foreground).
+        size: output side (the loader's ``frame_size``).
+
+    Returns:
+        [size, size] float32 of 0/1.
+    """
+    m = (mask != 0).to(torch.uint8)[None]
+    m = TF.resize(m, [size], interpolation=InterpolationMode.NEAREST_EXACT, antialias=False)
+    return TF.center_crop(m, [size, size])[0].float()

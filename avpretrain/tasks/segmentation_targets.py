@@ -31,28 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from torch import Tensor
-from torchvision.transforms import InterpolationMode
 
 from avpretrain.data.schema import GT_EXT
 from avpretrain.data.synth_scene import second_of
-
-
-def mask_transform(mask: Tensor, size: int) -> Tensor:
-    """The evaluation frame transform for a binary mask.
-
-    Args:
-        mask: [H, W] (any dtype; nonzero = foreground).
-        size: output side (the loader's ``frame_size``).
-
-    Returns:
-        [size, size] float32 of 0/1.
-    """
-    m = (mask != 0).to(torch.uint8)[None]
-    m = TF.resize(m, [size], interpolation=InterpolationMode.NEAREST_EXACT, antialias=False)
-    return TF.center_crop(m, [size, size])[0].float()
+from avpretrain.data.video import mask_transform
 
 
 def _frame_index(sample: dict[str, Any]) -> int:
