@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     figure_path = out / "reconstruction.png"
     fig.savefig(figure_path, dpi=80)
+    from avpretrain.export import save_encoders
+
+    encoders_path = save_encoders(pretrained, out / "encoders.pt")
 
     rows = [
         ("reconstruction loss (val, fixed masks)", f"{loss_before:.4f}", f"{loss_after:.4f}"),
@@ -171,5 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, before, after in rows:
         print(f"| {name:40s} | {before:>11s} | {after:>10s} |")
     print(f"\n[demo] reconstruction figure: {figure_path}")
+    print(f"[demo] pretrained encoders for the tasks: {encoders_path}")
     print(f"[demo] checkpoints: {run_dir / 'checkpoints'}; W&B offline run in {run_dir / 'wandb'}")
     return 0
