@@ -1,0 +1,177 @@
+"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
+
+Each clip is a clip of the synthetic world (:func:`avpretrain.data.synth_clip.render_clip`,
+same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.quality.degrade.Severity` drawn
+from its own random stream, so a clip depends only on ``(cfg, split, index, active_prob)``.
+Each degradation is active with probability ``active_prob``, at a severity uniform in [0, 1]
+(and the exposure direction is a coin flip). The JSON stores the ground truth::
+
+    annotations: {"mos": {"overall", "video", "audio"},   # mos_model(severity), 0-100
+                  "severity": {"blur": ..., ..., "darken": false}}
+
+Written as ``out/train/quality-000000.tar ...`` and ``out/val/...``, each with ``index.json``
+(which also records the synthetic config and ``active_prob``)::
+
+    python -m avpretrain.quality.synth_world --out data/quality --clips 512 --seconds 3 \\
+        --frames 4 --frame-size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avpretrain.data.schema import encode_sample
+from avpretrain.data.shards import shard_name, write_index, write_shard
+from avpretrain.data.synth_clip import SPLITS, clip_meta, render_clip
+from avpretrain.data.synth_config import SynthConfig
+from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
+
+log = logging.getLogger(__name__)
+SHARD_PREFIX = "quality"
+ACTIVE_PROB = 0.5
+# Stream id under (seed, split, ...): the synthetic world uses 0 (clips) and 1 (corruptions).
+_QUALITY_STREAM = 2
+
+
+def draw_severity(
+    cfg: SynthConfig, split: str, index: int, active_prob: float = ACTIVE_PROB
+) -> Severity:
+    """The severities of clip ``index`` of ``split``: each degradation active with probability
+    ``active_prob`` at a severity uniform in [0, 1]."""
+    if not 0.0 <= active_prob <= 1.0:
+        raise ValueError(f"active_prob must be in [0, 1], got {active_prob}")
+    rng = np.random.default_rng([cfg.seed, SPLITS[split], _QUALITY_STREAM, index])
+    names = (*Severity.VIDEO, *Severity.AUDIO)
+    active = rng.random(len(names)) < active_prob
+    levels = rng.random(len(names))
+    values = {n: float(s) if a else 0.0 for n, a, s in zip(names, active, levels, strict=True)}
+    return Severity(**values, darken=bool(rng.random() < 0.5))
+
+
+def noise_seed(cfg: SynthConfig, split: str, index: int) -> int:
+    """Seed of the clip's noise patterns (video and audio)."""
+    return int(
+        np.random.default_rng([cfg.seed, SPLITS[split], _QUALITY_STREAM, index, 1]).integers(2**31)
+    )
+
+
+def make_quality_sample(
+    cfg: SynthConfig, split: str, index: int, severity: Severity
+) -> dict[str, Any]:
+    """Render clip ``index`` of ``split``, degrade it by ``severity`` and encode it as a sample
+    whose JSON ``annotations`` hold ``mos_model(severity)`` and the severities."""
+    clip = render_clip(cfg, split, index)
+    seed = noise_seed(cfg, split, index)
+    frames = degrade_video(clip.frames, severity, seed)
+    audio = degrade_audio(clip.mixture, severity, cfg.sample_rate, seed)
+    meta = clip_meta(cfg, clip, clip.caption, None)
+    meta["annotations"] = {"mos": mos_model(severity), "severity": asdict(severity)}
+    return encode_sample(clip.key, list(frames), audio, meta)
+
+
+def _write_shard_job(
+    cfg: SynthConfig, split: str, indices: range, path: Path, active_prob: float
+) -> int:
+    samples = (
+        make_quality_sample(cfg, split, i, draw_severity(cfg, split, i, active_prob))
+        for i in indices
+    )
+    return write_shard(path, samples)
+
+
+def write_quality_world(
+    out_dir: str | Path, cfg: SynthConfig, active_prob: float = ACTIVE_PROB, workers: int = 1
+) -> dict[str, Any]:
+    """Write the train and val splits of a synthetic quality world.
+
+    Args:
+        out_dir: output folder; gets ``train/`` and ``val/``, each with shards
+            ``quality-000000.tar``, ... and an ``index.json``.
+        cfg: the clean world (its ``corrupt_fraction`` is ignored: quality clips are degraded,
+            never swapped).
+        active_prob: probability that each degradation is applied to a clip.
+        workers: processes writing shards in parallel; the output does not depend on it.
+
+    Returns:
+        summary ``{out, seconds, train: {clips, shards}, val: {...}}``.
+    """
+    if not 0.0 <= active_prob <= 1.0:
+        raise ValueError(f"active_prob must be in [0, 1], got {active_prob}")
+    out = Path(out_dir)
+    start = time.perf_counter()
+    jobs, splits = [], {}
+    for split, n in (("train", cfg.clips), ("val", cfg.val_clips)):
+        directory = out / split
+        directory.mkdir(parents=True, exist_ok=True)
+        names = []
+        for k in range(math.ceil(n / cfg.shard_size)):
+            indices = range(k * cfg.shard_size, min(n, (k + 1) * cfg.shard_size))
+            names.append(shard_name(SHARD_PREFIX, k))
+            jobs.append((cfg, split, indices, directory / names[-1], active_prob))
+        for tar in directory.glob(f"{SHARD_PREFIX}-*.tar"):
+            if tar.name not in names:  # a larger earlier world would be listed by the index
+                log.warning("removing stale shard %s", tar)
+                tar.unlink()
+        splits[split] = {"clips": n, "shards": len(names)}
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            counts = list(pool.map(_write_shard_job, *zip(*jobs, strict=True)))
+    else:
+        counts = [_write_shard_job(*job) for job in jobs]
+    for split in splits:
+        split_counts = {
+            job[3].name: c for job, c in zip(jobs, counts, strict=True) if job[1] == split
+        }
+        write_index(
+            out / split, split_counts, split=split, synth=asdict(cfg), active_prob=active_prob
+        )
+    return {"out": str(out), "seconds": round(time.perf_counter() - start, 3), **splits}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m avpretrain.quality.synth_world``: write a quality world, print a summary."""
+    defaults = {f.name: f.default for f in fields(SynthConfig)}
+    p = argparse.ArgumentParser(description="Write the synthetic quality world as shards.")
+    p.add_argument("--out", required=True, help="output folder (gets train/ and val/)")
+    p.add_argument("--clips", type=int, required=True, help="training clips")
+    p.add_argument("--val-clips", type=int, default=None, help="validation clips (clips // 4)")
+    p.add_argument("--seconds", type=float, default=defaults["clip_seconds"], help="clip length")
+    p.add_argument("--frames", type=int, default=defaults["num_frames"], help="frames per clip")
+    p.add_argument("--frame-size", type=int, default=defaults["frame_size"], help="pixels")
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="world seed")
+    p.add_argument("--shard-size", type=int, default=defaults["shard_size"], help="clips/shard")
+    p.add_argument("--active-prob", type=float, default=ACTIVE_PROB, help="P(degradation on)")
+    p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
+    args = p.parse_args(argv)
+    try:
+        cfg = SynthConfig(
+            clips=args.clips,
+            val_clips=args.val_clips,
+            clip_seconds=args.seconds,
+            num_frames=args.frames,
+            frame_size=args.frame_size,
+            seed=args.seed,
+            shard_size=args.shard_size,
+        )
+        summary = write_quality_world(args.out, cfg, args.active_prob, args.workers)
+    except ValueError as err:
+        print(f"synth_world: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())
