@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",
     "convert-llp": "avpretrain.converters.llp:main",
     "convert-music-avqa": "avpretrain.converters.music_avqa:main",
+    "curate": "avpretrain.curation.cli:main",
 }
 
 

@@ -1,0 +1,280 @@
+"""``avpretrain curate``: score every clip of a shard set, filter, write curated shards and a report.
+
+Example::
+
+    avpretrain curate data/synth/train --out data/curated --embedder own --encoders enc.pt \\
+        --clap models/clap --clip models/clip --thresholds audio_visual=0.2,temporal=0.2 --quantile
+
+Output folder::
+
+    <shard>.tar ... index.json     kept clips, same schema, every JSON's ``scores`` filled
+    scores/<shard>.json            per-shard score cache: a rerun rescoring nothing but new shards
+    report.json report.md hist_*.png
+
+Scoring is the expensive part, so it is cached per shard (keyed by the embedders used); a rerun
+with other thresholds only refilters and rewrites, which is cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from avpretrain.curation.embedders import AVMAEEmbedder
+from avpretrain.curation.filter import STAGES, filter_scores, parse_thresholds
+from avpretrain.curation.report import write_report
+from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
+from avpretrain.data.schema import JSON_EXT, decode_flac, frame_exts
+from avpretrain.data.shards import read_index, write_index, write_shard
+from avpretrain.data.video import decode_jpeg
+
+log = logging.getLogger(__name__)
+SCORES_DIR = "scores"
+
+
+def read_raw_samples(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Raw samples of one tar shard (``__key__`` plus bytes by extension), in stored order.
+
+    Raises:
+        ValueError: naming the shard, when it is not a readable tar.
+    """
+    with open(path, "rb") as stream:
+        files = tar_file_expander([{"url": str(path), "stream": stream}], wds.reraise_exception)
+        try:
+            for sample in group_by_keys(files, handler=wds.reraise_exception):
+                yield {k: v for k, v in sample.items() if k == "__key__" or not k.startswith("__")}
+        except tarfile.TarError as err:
+            raise ValueError(f"{path}: not a readable tar shard: {err}") from err
+
+
+def decode_clip(sample: dict[str, Any], shard: str) -> tuple[ClipInput, dict[str, Any]]:
+    """A raw sample as the scorer's input, with its JSON record.
+
+    Raises:
+        ValueError: naming the shard and key, when a member is missing or undecodable.
+    """
+    key = sample["__key__"]
+    try:
+        meta = json.loads(sample[JSON_EXT])
+        waveform, rate = decode_flac(sample["flac"])
+        exts = frame_exts(sample)
+        if not exts:
+            raise ValueError("no frames")
+        frames = torch.stack([decode_jpeg(sample[e]) for e in exts])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{shard}: sample {key!r}: {err!r}") from err
+    times = meta.get("frame_times") or [(meta["end"] - meta["start"]) / 2.0] * len(exts)
+    clip = ClipInput(key, waveform, rate, frames, list(times), meta.get("caption"))
+    return clip, meta
+
+
+def score_shard(
+    path: Path, models: ScoreModels, batch_size: int, skipped: set[str]
+) -> list[dict[str, Any]]:
+    """Per clip ``{key, category, corruption, scores}`` of one shard, scored in batches.
+
+    ``corruption`` is the synthetic world's ground truth (``swap_audio``, ``shift_audio``,
+    ``swap_caption``, ``"clean"``), None for real data; the report counts what the filter removed.
+    """
+    records: list[dict[str, Any]] = []
+    batch: list[ClipInput] = []
+
+    def flush() -> None:
+        scores = score_clips(batch, models, skipped)
+        for record, clip_scores in zip(records[-len(batch) :], scores, strict=True):
+            record["scores"] = clip_scores
+        batch.clear()
+
+    for sample in read_raw_samples(path):
+        clip, meta = decode_clip(sample, str(path))
+        synthetic = meta.get("synthetic")
+        corruption = (synthetic.get("corruption") or "clean") if synthetic else None
+        records.append(
+            {"key": clip.key, "category": meta.get("category"), "corruption": corruption}
+        )
+        batch.append(clip)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return records
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def cached_scores(
+    shards: list[dict[str, Any]],
+    out: Path,
+    models: ScoreModels,
+    signature: dict[str, Any],
+    batch_size: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Scores of every shard, from ``out/scores/`` when cached with the same embedders."""
+    cache_dir = out / SCORES_DIR
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    skipped: set[str] = set()
+    result = {}
+    for shard in shards:
+        cache = cache_dir / f"{shard['name']}.json"
+        if cache.exists():
+            data = json.loads(cache.read_text())
+            if data.get("embedders") == signature:
+                log.info("curation: %s scores cached, not rescored", shard["name"])
+                result[shard["name"]] = data["clips"]
+                continue
+        records = score_shard(Path(shard["url"]), models, batch_size, skipped)
+        _write_json(cache, {"embedders": signature, "clips": records})
+        log.info("curation: scored %s (%d clips)", shard["name"], len(records))
+        result[shard["name"]] = records
+    return result
+
+
+def _with_scores(
+    url: str, keep: set[str], scores: dict[str, dict[str, float | None]]
+) -> Iterator[dict[str, Any]]:
+    """The kept raw samples of one shard, each JSON record's ``scores`` filled."""
+    for sample in read_raw_samples(url):
+        if sample["__key__"] in keep:
+            meta = json.loads(sample[JSON_EXT])
+            meta["scores"] = scores[sample["__key__"]]
+            yield {**sample, JSON_EXT: json.dumps(meta).encode("utf-8")}
+
+
+def write_curated(
+    shards: list[dict[str, Any]], out: Path, scored: dict[str, list[dict]], keep: dict[str, bool]
+) -> dict[str, int]:
+    """Write the kept clips of every shard to ``out`` with their scores; return counts by name.
+
+    Args:
+        shards: the input index's shard records (``name``, ``url``).
+        out: output folder.
+        scored: per shard name, its clips' ``{key, scores, ...}``.
+        keep: the filter's decision by ``(shard name, key)``.
+    """
+    counts = {}
+    for shard in shards:
+        name = shard["name"]
+        scores = {r["key"]: r["scores"] for r in scored[name]}
+        kept = {k for k in scores if keep[(name, k)]}
+        target = out / name
+        if not kept:
+            log.info("curation: %s keeps no clip; no shard written", name)
+            target.unlink(missing_ok=True)  # a stale one from a looser earlier run
+            continue
+        counts[name] = write_shard(target, _with_scores(shard["url"], kept, scores))
+    return counts
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avpretrain curate",
+        description="Score every clip of a shard set for audio-visual-text alignment, filter, "
+        "and write curated shards with a report.",
+    )
+    p.add_argument("shards", help="input shard folder (with index.json) or its index.json")
+    p.add_argument("--out", required=True, help="output folder for curated shards and report")
+    p.add_argument(
+        "--embedder",
+        choices=("own", "none"),
+        default="own",
+        help="audio-visual embedder for instance and temporal scores (own: --encoders)",
+    )
+    p.add_argument("--encoders", help="encoder file from `avpretrain export` (--embedder own)")
+    p.add_argument("--clap", help="local CLAP folder for text-audio scores")
+    p.add_argument("--clip", help="local CLIP folder for text-visual scores")
+    p.add_argument(
+        "--thresholds",
+        default="",
+        help="NAME=VALUE,... with NAME in audio_visual, temporal, text_audio, text_visual",
+    )
+    p.add_argument(
+        "--quantile",
+        action="store_true",
+        help="read thresholds as quantiles: drop that lowest fraction at each stage",
+    )
+    p.add_argument(
+        "--stages", default=",".join(STAGES), help="stages switched on (instance,temporal,language)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="clips scored per batch")
+    p.add_argument("--device", default="cpu", help="torch device for the embedders")
+    return p
+
+
+def _identity(kind: str, path: str | Path) -> list[Any]:
+    """How a cached score names its model: kind, resolved path and the file's mtime and size, so
+    replacing the weights at the same path invalidates the cache."""
+    path = Path(path).resolve()
+    stat = (path / "config.json" if path.is_dir() else path).stat()
+    return [kind, str(path), stat.st_mtime_ns, stat.st_size]
+
+
+def _models(args: argparse.Namespace) -> tuple[ScoreModels, dict[str, Any]]:
+    models = ScoreModels()
+    signature: dict[str, Any] = {}
+    if args.embedder == "own":
+        if not args.encoders:
+            raise ValueError("--embedder own needs --encoders FILE")
+        models.audio_visual = AVMAEEmbedder.from_file(args.encoders, args.device)
+        signature["audio_visual"] = _identity("own", args.encoders)
+    if args.clap or args.clip:
+        from avpretrain.curation.hf_embedders import ClapEmbedder, ClipEmbedder
+
+        if args.clap:
+            models.text_audio = ClapEmbedder(args.clap, args.device)
+            signature["text_audio"] = _identity("clap", args.clap)
+        if args.clip:
+            models.text_visual = ClipEmbedder(args.clip, args.device)
+            signature["text_visual"] = _identity("clip", args.clip)
+    return models, signature
+
+
+def main(argv: list[str]) -> int:
+    """``avpretrain curate``: returns 0 on success, 2 on bad arguments or input."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out)
+    try:
+        index = read_index(args.shards)
+        source = Path(args.shards) if Path(args.shards).is_dir() else Path(args.shards).parent
+        if out.resolve() == source.resolve():
+            raise ValueError(f"--out {out} must differ from the input shard folder")
+        thresholds = parse_thresholds(args.thresholds)
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        models, signature = _models(args)
+        scored = cached_scores(index["shards"], out, models, signature, args.batch_size)
+        flat = [(name, r) for name, records in scored.items() for r in records]
+        result = filter_scores([r["scores"] for _, r in flat], thresholds, args.quantile, stages)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"avpretrain curate: {err}", file=sys.stderr)
+        return 2
+    keep = {(name, r["key"]): k for (name, r), k in zip(flat, result.keep, strict=True)}
+    counts = write_curated(index["shards"], out, scored, keep)
+    summary = {"source": str(args.shards), "thresholds": thresholds, "quantile": args.quantile}
+    write_index(out, counts, curation={**summary, "embedders": signature})
+    report = write_report(
+        out,
+        [r["scores"] for _, r in flat],
+        [r["category"] for _, r in flat],
+        result,
+        corruptions=[r.get("corruption") for _, r in flat],
+        **summary,
+        stages_on=stages,
+        embedders=signature,
+    )
+    print(f"curate: kept {report['kept']} of {report['total']} clips -> {out}")
+    return 0
