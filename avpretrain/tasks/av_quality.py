@@ -64,32 +64,9 @@ class AVQualityTask(TaskModule):
         self.head.bind(self.feature_dim(), len(self.targets))
         self._outputs: dict[str, list[torch.Tensor]] = {"pred": [], "mos": []}
 
-    def feature_dim(self) -> int:
-        """Width of the pooled features for the configured inputs."""
-        dims = {
-            "audio": self.backbone.audio_encoder.embed_dim,
-            "video": self.backbone.video_encoder.embed_dim,
-        }
-        inputs = self.hparams.inputs
-        return dims["audio"] + dims["video"] if inputs == "av" else dims[inputs]
-
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The head's output: [B, K] (regression) or [B, K, 5] level logits.
-
-        With ``inputs="av"`` and a missing modality, its half of the features is zero.
-        """
-        enc = self.encode(batch)
-        if self.hparams.inputs != "av":
-            return self.head(enc[f"{self.hparams.inputs}_embedding"])
-        ref = enc.get("audio_embedding", enc.get("video_embedding"))
-        parts = []
-        for name, encoder in (
-            ("audio", self.backbone.audio_encoder),
-            ("video", self.backbone.video_encoder),
-        ):
-            emb = enc.get(f"{name}_embedding")
-            parts.append(emb if emb is not None else ref.new_zeros(ref.shape[0], encoder.embed_dim))
-        return self.head(torch.cat(parts, dim=-1))
+        """The head's output: [B, K] (regression) or [B, K, 5] level logits."""
+        return self.head(self.pooled_features(batch))
 
     def _mos(self, batch: dict[str, Any]) -> torch.Tensor:
         mos = batch.get("mos")

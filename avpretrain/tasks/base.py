@@ -88,6 +88,46 @@ class TaskModule(pl.LightningModule):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             return self.backbone.encode(audio=audio, video=video)
 
+    def feature_dim(self) -> int:
+        """Width of :meth:`pooled_features` for the configured inputs."""
+        dims = {
+            "audio": self.backbone.audio_encoder.embed_dim,
+            "video": self.backbone.video_encoder.embed_dim,
+        }
+        inputs = self.hparams.inputs
+        return dims["audio"] + dims["video"] if inputs == "av" else dims[inputs]
+
+    def pooled_features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Pooled embeddings of the configured inputs: [B, feature_dim].
+
+        With ``inputs="av"`` the audio and video embeddings are concatenated; a modality the
+        batch lacks contributes zeros, so a missing modality is a mode, not a crash.
+        """
+        enc = self.encode(batch)
+        if self.hparams.inputs != "av":
+            return enc[f"{self.hparams.inputs}_embedding"]
+        ref = enc.get("audio_embedding", enc.get("video_embedding"))
+        parts = []
+        for name in ("audio", "video"):
+            encoder = getattr(self.backbone, f"{name}_encoder")
+            emb = enc.get(f"{name}_embedding")
+            parts.append(emb if emb is not None else ref.new_zeros(ref.shape[0], encoder.embed_dim))
+        return torch.cat(parts, dim=-1)
+
+    def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenate ``x`` [N_rank, ...] over all ranks, whose N may differ: [sum N, ...].
+
+        Ranks pad to the largest N before ``all_gather`` (which needs equal shapes) and the
+        padding is dropped after; on one process ``x`` is returned as is.
+        """
+        if self.trainer.world_size == 1:
+            return x
+        sizes = self.all_gather(torch.tensor(x.shape[0], device=self.device)).flatten().tolist()
+        padded = x.new_zeros((max(sizes), *x.shape[1:]))
+        padded[: x.shape[0]] = x
+        gathered = self.all_gather(padded.to(self.device)).cpu()
+        return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)])
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         head_params = [p for p in self.head.parameters() if p.requires_grad]

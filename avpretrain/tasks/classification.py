@@ -32,32 +32,9 @@ class ClassificationTask(TaskModule):
         self.head.bind(self.feature_dim())
         self._outputs: dict[str, list[torch.Tensor]] = {"scores": [], "targets": []}
 
-    def feature_dim(self) -> int:
-        """Width of the pooled features for the configured inputs."""
-        dims = {
-            "audio": self.backbone.audio_encoder.embed_dim,
-            "video": self.backbone.video_encoder.embed_dim,
-        }
-        inputs = self.hparams.inputs
-        return dims["audio"] + dims["video"] if inputs == "av" else dims[inputs]
-
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Logits [B, C] from the batch's ``audio`` and/or ``video``.
-
-        With ``inputs="av"`` and a missing modality, its half of the features is zero.
-        """
-        enc = self.encode(batch)
-        if self.hparams.inputs != "av":
-            return self.head(enc[f"{self.hparams.inputs}_embedding"])
-        ref = enc.get("audio_embedding", enc.get("video_embedding"))
-        parts = []
-        for name, encoder in (
-            ("audio", self.backbone.audio_encoder),
-            ("video", self.backbone.video_encoder),
-        ):
-            emb = enc.get(f"{name}_embedding")
-            parts.append(emb if emb is not None else ref.new_zeros(ref.shape[0], encoder.embed_dim))
-        return self.head(torch.cat(parts, dim=-1))
+        """Logits [B, C] from the batch's ``audio`` and/or ``video`` (see ``pooled_features``)."""
+        return self.head(self.pooled_features(batch))
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         if self.multilabel:
@@ -91,9 +68,7 @@ class ClassificationTask(TaskModule):
             return
         scores, targets = (torch.cat(self._outputs[k]) for k in ("scores", "targets"))
         self._outputs = {"scores": [], "targets": []}
-        if self.trainer.world_size > 1:  # score the whole set, not one rank's share
-            scores = self.all_gather(scores).flatten(0, 1).cpu()
-            targets = self.all_gather(targets).flatten(0, 1).cpu()
+        scores, targets = self.gather_rows(scores), self.gather_rows(targets)  # whole set
         if self.multilabel:
             value = mean_average_precision(scores.numpy(), targets.numpy())
             self.log(f"{stage}/mAP", value, rank_zero_only=True)

@@ -85,3 +85,22 @@ def test_missing_modality_is_a_mode_not_a_crash():
     video_only = ClassificationTask(LinearHead(3), backbone=BACKBONE, inputs="video")
     with pytest.raises(ValueError, match="none of the inputs"):
         video_only({"audio": audio})
+
+
+def test_gather_rows_joins_ranks_of_unequal_size(monkeypatch):
+    """Two fake ranks holding 3 and 1 rows: padding to 3 and trimming gives the 4 real rows."""
+    from types import SimpleNamespace
+
+    task = ClassificationTask(LinearHead(3), backbone=BACKBONE)
+    task._trainer = SimpleNamespace(world_size=2)
+    rank0, rank1 = torch.arange(6.0).view(3, 2), torch.tensor([[10.0, 11.0]])
+
+    def fake_all_gather(x):  # what each rank would contribute, padded as rank 0 pads
+        if x.ndim == 0:
+            return torch.tensor([3, 1])
+        other = torch.zeros_like(x)
+        other[:1] = rank1
+        return torch.stack([x, other])
+
+    monkeypatch.setattr(task, "all_gather", fake_all_gather)
+    torch.testing.assert_close(task.gather_rows(rank0), torch.cat([rank0, rank1]))
