@@ -43,7 +43,28 @@ def _features(output: Any) -> Tensor:
     return getattr(output, "pooler_output", output)
 
 
-class ClapEmbedder:
+class _TextTower:
+    """The text half shared by CLAP and CLIP: ``processor`` + ``get_text_features``."""
+
+    model: Any
+    processor: Any
+    device: torch.device
+    max_text_length: int
+
+    @torch.no_grad()
+    def embed_text(self, texts: list[str]) -> Tensor:
+        """Text embeddings: [B, D]; captions longer than the model's positions are cut."""
+        inputs = self.processor(
+            text=list(texts),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_length,
+        ).to(self.device)
+        return _features(self.model.get_text_features(**inputs)).float().cpu()
+
+
+class ClapEmbedder(_TextTower):
     """Text and audio embeddings of a CLAP model (``ClapModel`` + ``ClapProcessor``).
 
     Args:
@@ -77,20 +98,8 @@ class ClapEmbedder:
         """CLAP has no image tower."""
         raise NotImplementedError("CLAP embeds text and audio, not frames")
 
-    @torch.no_grad()
-    def embed_text(self, texts: list[str]) -> Tensor:
-        """CLAP text embeddings: [B, D]."""
-        inputs = self.processor(
-            text=list(texts),
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_text_length,
-        ).to(self.device)
-        return _features(self.model.get_text_features(**inputs)).float().cpu()
 
-
-class ClipEmbedder:
+class ClipEmbedder(_TextTower):
     """Text and image embeddings of a CLIP model (``CLIPModel`` + ``CLIPProcessor``).
 
     Args:
@@ -120,15 +129,3 @@ class ClipEmbedder:
         images = [np.ascontiguousarray(f.permute(1, 2, 0).numpy()) for f in frames]
         inputs = self.processor(images=images, return_tensors="pt").to(self.device)
         return _features(self.model.get_image_features(**inputs)).float().cpu()
-
-    @torch.no_grad()
-    def embed_text(self, texts: list[str]) -> Tensor:
-        """CLIP text embeddings: [B, D]."""
-        inputs = self.processor(
-            text=list(texts),
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_text_length,
-        ).to(self.device)
-        return _features(self.model.get_text_features(**inputs)).float().cpu()

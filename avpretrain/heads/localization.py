@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avpretrain.heads.binding import already_bound
+
 
 class LocalizationHead(nn.Module):
     """Projections of visual patch tokens and of the audio embedding into a shared space.
@@ -41,12 +43,7 @@ class LocalizationHead(nn.Module):
 
         A no-op if already built for these widths; an error if built for others.
         """
-        if self.in_dim is not None:
-            if (self.in_dim, self.audio_dim) != (in_dim, audio_dim):
-                raise ValueError(
-                    f"head built for widths ({self.in_dim}, {self.audio_dim}), "
-                    f"not ({in_dim}, {audio_dim})"
-                )
+        if already_bound((self.in_dim, self.audio_dim), (in_dim, audio_dim)):
             return
         self.in_dim, self.audio_dim = in_dim, audio_dim
         self.visual_proj = nn.Linear(in_dim, self.dim)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avpretrain.heads.binding import already_bound
+
 
 class FiLM(nn.Module):
     """Feature-wise affine modulation of a feature map by a conditioning vector.
@@ -85,12 +87,7 @@ class SegmentationHead(nn.Module):
 
         A no-op if already built for these widths; an error if built for others.
         """
-        if self.in_dim is not None:
-            if (self.in_dim, self.audio_dim) != (in_dim, audio_dim):
-                raise ValueError(
-                    f"head built for widths ({self.in_dim}, {self.audio_dim}), "
-                    f"not ({in_dim}, {audio_dim})"
-                )
+        if already_bound((self.in_dim, self.audio_dim), (in_dim, audio_dim)):
             return
         self.in_dim, self.audio_dim = in_dim, audio_dim
         first = self.channels[0]
