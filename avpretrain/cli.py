@@ -16,6 +16,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 SUBCOMMANDS: dict[str, str] = {
     "ingest": "avpretrain.data.ingest:main",
     "synth": "avpretrain.data.synth:main",
+    "synth-quality": "avpretrain.quality.synth_world:main",
     "demo": "avpretrain.demo:main",
     "export": "avpretrain.export:main",
     "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",
