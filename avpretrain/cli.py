@@ -22,6 +22,11 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",
     "convert-llp": "avpretrain.converters.llp:main",
     "convert-music-avqa": "avpretrain.converters.music_avqa:main",
+    "convert-vggsound": "avpretrain.converters.vggsound:main",
+    "convert-audioset": "avpretrain.converters.audioset:main",
+    "convert-vggss": "avpretrain.converters.vggss:main",
+    "convert-vggss-pairs": "avpretrain.converters.vggss_pairs:main",
+    "convert-avsbench": "avpretrain.converters.avsbench:main",
     "curate": "avpretrain.curation.cli:main",
 }
 
