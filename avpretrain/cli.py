@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-vggss": "avpretrain.converters.vggss:main",
     "convert-vggss-pairs": "avpretrain.converters.vggss_pairs:main",
     "convert-avsbench": "avpretrain.converters.avsbench:main",
+    "convert-sfqa": "avpretrain.converters.sfqa:main",
+    "av-quality-kfold": "avpretrain.quality.kfold:main",
     "curate": "avpretrain.curation.cli:main",
 }
 

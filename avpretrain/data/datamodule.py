@@ -30,7 +30,7 @@ from avpretrain.data.audio import FbankConfig, normalize
 from avpretrain.data.augment import mixup, spec_augment
 from avpretrain.data.loader import EpochLoader
 from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.samples import SampleOptions, WaveformFeatures
+from avpretrain.data.samples import FRAME_SAMPLING, SampleOptions, WaveformFeatures
 from avpretrain.data.urls import Shard, expand_urls, total_samples
 
 logger = logging.getLogger("avpretrain.data")
@@ -64,6 +64,9 @@ class AVDataModule(L.LightningDataModule):
         frame_size: side of the square frames.
         num_frames_per_clip: 1 for one frame per clip (random in training, middle otherwise);
             more for clips ``[3, F, H, W]`` (one frame per equal segment).
+        frame_sampling: with several frames per clip, ``uniform`` (one per equal segment, the
+            pretraining sampler) or ``dense`` (consecutive stored frames, random start in
+            training, centred otherwise: what quality assessment needs to see stutter).
         audio_on_device: accelerator mode: workers only decode audio and the fbank runs on the
             device after transfer (faster when loader CPUs are scarce).
         time_roll: pretraining augmentation: roll the waveform by a random offset.
@@ -97,6 +100,7 @@ class AVDataModule(L.LightningDataModule):
         fbank: FbankConfig | None = None,
         frame_size: int = 224,
         num_frames_per_clip: int = 1,
+        frame_sampling: str = "uniform",
         audio_on_device: bool = False,
         time_roll: bool = False,
         gain_db: float = 0.0,
@@ -116,6 +120,10 @@ class AVDataModule(L.LightningDataModule):
                 f"need batch_size >= 1, num_workers >= 0, num_frames_per_clip >= 1; got "
                 f"{batch_size}, {num_workers}, {num_frames_per_clip}"
             )
+        if frame_sampling not in FRAME_SAMPLING:
+            raise ValueError(
+                f"frame_sampling must be one of {FRAME_SAMPLING}, got {frame_sampling!r}"
+            )
         if mixup_alpha > 0 and num_classes is None:
             raise ValueError("mixup_alpha > 0 mixes labels: set num_classes")
         self.urls = {"train": train_urls, "val": val_urls, "test": test_urls}
@@ -127,6 +135,7 @@ class AVDataModule(L.LightningDataModule):
         )
         self.fbank = fbank or FbankConfig.audioset()
         self.frame_size, self.num_frames_per_clip = frame_size, num_frames_per_clip
+        self.frame_sampling = frame_sampling
         self.audio_on_device = audio_on_device
         self.time_roll, self.gain_db = time_roll, gain_db
         self.spec_freq_mask, self.spec_time_mask = spec_freq_mask, spec_time_mask
@@ -178,6 +187,7 @@ class AVDataModule(L.LightningDataModule):
             fbank=self.fbank,
             frame_size=self.frame_size,
             num_frames_per_clip=self.num_frames_per_clip,
+            frame_sampling=self.frame_sampling,
             audio_on_device=self.audio_on_device,
             time_roll=self.time_roll,
             gain_db=self.gain_db,

@@ -205,7 +205,9 @@ def select_members(
         names = ("__key__", "__url__", JSON_EXT, AUDIO_EXT, *opts.extra_members)
         kept = {k: sample[k] for k in names if k in sample}
         if frames:
-            idx = choose_frames(len(frames), opts.num_frames_per_clip, opts.train, generator)
+            idx = choose_frames(
+                len(frames), opts.num_frames_per_clip, opts.train, generator, opts.frame_sampling
+            )
             kept["__frames__"] = [sample[frames[i]] for i in idx]
             kept["__frame_indices__"] = idx
         yield kept

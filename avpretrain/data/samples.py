@@ -33,6 +33,8 @@ class SampleOptions:
         fbank: audio feature settings (its ``sample_rate`` is the rate audio is resampled to).
         frame_size: output side of the frames.
         num_frames_per_clip: 1 gives ``video`` [3, H, W]; more give a clip [3, F, H, W].
+        frame_sampling: how several frames are chosen (:func:`choose_frames`): ``uniform``
+            (one per segment) or ``dense`` (consecutive stored frames).
         audio_on_device: return a fixed-length ``waveform`` instead of the CPU fbank ``audio``.
         time_roll: roll the waveform by a random offset (training only).
         gain_db: random gain in [-gain_db, gain_db] dB (training only; 0 disables).
@@ -50,6 +52,7 @@ class SampleOptions:
     fbank: FbankConfig = field(default_factory=FbankConfig)
     frame_size: int = 224
     num_frames_per_clip: int = 1
+    frame_sampling: str = "uniform"
     audio_on_device: bool = False
     time_roll: bool = False
     gain_db: float = 0.0
@@ -60,18 +63,39 @@ class SampleOptions:
     extra_members: tuple[str, ...] = ()
 
 
+FRAME_SAMPLING = ("uniform", "dense")
+
+
 def choose_frames(
-    num_frames: int, count: int, train: bool, generator: torch.Generator | None = None
+    num_frames: int,
+    count: int,
+    train: bool,
+    generator: torch.Generator | None = None,
+    sampling: str = "uniform",
 ) -> list[int]:
     """Indices of the stored frames to use.
 
     One frame: :func:`video.choose_frame_index` (random when training, middle otherwise).
-    Several: one per equal segment of the clip (TSN sampling), at a random position in its
-    segment when training and at the segment's centre otherwise; frames repeat if ``count``
-    exceeds ``num_frames``.
+    Several, ``uniform``: one per equal segment of the clip (TSN sampling), at a random position
+    in its segment when training and at the segment's centre otherwise; frames repeat if
+    ``count`` exceeds ``num_frames``. Several, ``dense``: ``count`` consecutive stored frames from
+    a random start when training and centred otherwise, so frame-to-frame changes (stutter,
+    shake) stay visible; it needs ``count <= num_frames``, since repeating frames would fake a
+    stutter.
     """
+    if sampling not in FRAME_SAMPLING:
+        raise ValueError(f"frame sampling must be one of {FRAME_SAMPLING}, got {sampling!r}")
     if count == 1:
         return [choose_frame_index(num_frames, train, generator)]
+    if sampling == "dense":
+        if count > num_frames:
+            raise ValueError(
+                f"dense sampling of {count} frames needs clips of at least {count} stored "
+                f"frames, got {num_frames}"
+            )
+        span = num_frames - count
+        start = int(torch.randint(span + 1, (1,), generator=generator)) if train else span // 2
+        return list(range(start, start + count))
     offsets = torch.rand(count, generator=generator) if train else torch.full((count,), 0.5)
     positions = (torch.arange(count) + offsets) * num_frames / count
     return positions.floor().long().clamp(0, num_frames - 1).tolist()

@@ -9,6 +9,11 @@ Both map pooled features [B, D] to K scores on the 0-100 scale (``scores``), one
   20 points wide on 0-100 (:func:`avpretrain.quality.opinion.to_level`). The predicted score is
   the expected level centre, ``sum_k p_k * (20 k + 10)``, k = 0..4 (centres 10, 30, 50, 70, 90),
   so it is continuous and ranks clips by more than their argmax level.
+
+Clips: :func:`temporal_pool` turns per-step video features [B, T, D] (one per frame, or per
+tubelet step) into the pooled input of a head, with ``mean_diff`` adding the mean absolute
+change between consecutive steps, the evidence of stutter (held frames change nothing) and
+shake (everything moves) that a mean over time averages away.
 """
 
 from __future__ import annotations
@@ -20,6 +25,30 @@ from avpretrain.quality.opinion import LEVEL_WIDTH
 
 NUM_LEVELS = 5
 ACTIVATIONS = ("sigmoid", "linear")
+TEMPORAL_POOLING = {"mean": 1, "mean_diff": 2}  # name -> output width in units of D
+
+
+def temporal_pool(steps: Tensor, mode: str = "mean") -> Tensor:
+    """Pool per-step features over time.
+
+    Args:
+        steps: [B, T, D] features of T consecutive frames (or tubelet steps).
+        mode: ``mean`` -> [B, D] mean over T; ``mean_diff`` -> [B, 2D], the mean over T
+            followed by ``mean_t |x_t - x_(t-1)|`` (zeros when T = 1).
+
+    Returns:
+        [B, D * TEMPORAL_POOLING[mode]].
+    """
+    if mode not in TEMPORAL_POOLING:
+        raise ValueError(f"temporal pooling must be one of {tuple(TEMPORAL_POOLING)}, got {mode!r}")
+    if steps.ndim != 3:
+        raise ValueError(f"temporal_pool: expected [B, T, D] features, got {tuple(steps.shape)}")
+    mean = steps.mean(dim=1)
+    if mode == "mean":
+        return mean
+    if steps.shape[1] == 1:
+        return torch.cat([mean, torch.zeros_like(mean)], dim=-1)
+    return torch.cat([mean, steps.diff(dim=1).abs().mean(dim=1)], dim=-1)
 
 
 def level_centres() -> Tensor:

@@ -12,8 +12,13 @@ Each degradation is active with probability ``active_prob``, at a severity unifo
 Written as ``out/train/quality-000000.tar ...`` and ``out/val/...``, each with ``index.json``
 (which also records the synthetic config and ``active_prob``)::
 
-    python -m avpretrain.quality.synth_world --out data/quality --clips 512 --seconds 3 \\
-        --frames 4 --frame-size 64
+    avpretrain synth-quality --out data/quality --clips 512 --seconds 3 --frames 16 \\
+        --frame-size 64
+
+16 frames over 3 s store 5.3 frames per second, so the ``dense`` frame sampling of the quality
+recipe (8 consecutive frames) sees a stutter's held frames. With ``--folds K`` the ``--clips``
+clips (of the train split's random streams) are dealt to ``out/fold0 .. fold{K-1}`` instead,
+for :mod:`avpretrain.quality.kfold`; each clip's ``annotations.fold`` records its fold.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +40,7 @@ from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synth_clip import SPLITS, clip_meta, render_clip
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
+from avpretrain.quality.kfold import assign_folds
 
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "quality"
@@ -67,27 +72,58 @@ def noise_seed(cfg: SynthConfig, split: str, index: int) -> int:
 
 
 def make_quality_sample(
-    cfg: SynthConfig, split: str, index: int, severity: Severity
+    cfg: SynthConfig, split: str, index: int, severity: Severity, fold: int | None = None
 ) -> dict[str, Any]:
     """Render clip ``index`` of ``split``, degrade it by ``severity`` and encode it as a sample
-    whose JSON ``annotations`` hold ``mos_model(severity)`` and the severities."""
+    whose JSON ``annotations`` hold ``mos_model(severity)``, the severities and ``fold`` (if
+    given)."""
     clip = render_clip(cfg, split, index)
     seed = noise_seed(cfg, split, index)
     frames = degrade_video(clip.frames, severity, seed)
     audio = degrade_audio(clip.mixture, severity, cfg.sample_rate, seed)
     meta = clip_meta(cfg, clip, clip.caption, None)
     meta["annotations"] = {"mos": mos_model(severity), "severity": asdict(severity)}
+    if fold is not None:
+        meta["annotations"]["fold"] = fold
     return encode_sample(clip.key, list(frames), audio, meta)
 
 
 def _write_shard_job(
-    cfg: SynthConfig, split: str, indices: range, path: Path, active_prob: float
+    cfg: SynthConfig,
+    split: str,
+    indices: list[int],
+    path: Path,
+    active_prob: float,
+    fold: int | None = None,
 ) -> int:
     samples = (
-        make_quality_sample(cfg, split, i, draw_severity(cfg, split, i, active_prob))
+        make_quality_sample(cfg, split, i, draw_severity(cfg, split, i, active_prob), fold)
         for i in indices
     )
     return write_shard(path, samples)
+
+
+def _run_jobs(jobs: list[tuple], workers: int) -> list[int]:
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            return list(pool.map(_write_shard_job, *zip(*jobs, strict=True)))
+    return [_write_shard_job(*job) for job in jobs]
+
+
+def _plan_folder(directory: Path, indices: list[int], shard_size: int) -> list[tuple[str, list]]:
+    """(shard name, clip indices) of one output folder; stale shards of an earlier, larger
+    world are removed (its index would list them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = [
+        (shard_name(SHARD_PREFIX, k), indices[start : start + shard_size])
+        for k, start in enumerate(range(0, len(indices), shard_size))
+    ]
+    names = {name for name, _ in plan}
+    for tar in directory.glob(f"{SHARD_PREFIX}-*.tar"):
+        if tar.name not in names:
+            log.warning("removing stale shard %s", tar)
+            tar.unlink()
+    return plan
 
 
 def write_quality_world(
@@ -112,23 +148,10 @@ def write_quality_world(
     start = time.perf_counter()
     jobs, splits = [], {}
     for split, n in (("train", cfg.clips), ("val", cfg.val_clips)):
-        directory = out / split
-        directory.mkdir(parents=True, exist_ok=True)
-        names = []
-        for k in range(math.ceil(n / cfg.shard_size)):
-            indices = range(k * cfg.shard_size, min(n, (k + 1) * cfg.shard_size))
-            names.append(shard_name(SHARD_PREFIX, k))
-            jobs.append((cfg, split, indices, directory / names[-1], active_prob))
-        for tar in directory.glob(f"{SHARD_PREFIX}-*.tar"):
-            if tar.name not in names:  # a larger earlier world would be listed by the index
-                log.warning("removing stale shard %s", tar)
-                tar.unlink()
-        splits[split] = {"clips": n, "shards": len(names)}
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            counts = list(pool.map(_write_shard_job, *zip(*jobs, strict=True)))
-    else:
-        counts = [_write_shard_job(*job) for job in jobs]
+        plan = _plan_folder(out / split, list(range(n)), cfg.shard_size)
+        jobs += [(cfg, split, idx, out / split / name, active_prob) for name, idx in plan]
+        splits[split] = {"clips": n, "shards": len(plan)}
+    counts = _run_jobs(jobs, workers)
     for split in splits:
         split_counts = {
             job[3].name: c for job, c in zip(jobs, counts, strict=True) if job[1] == split
@@ -137,6 +160,55 @@ def write_quality_world(
             out / split, split_counts, split=split, synth=asdict(cfg), active_prob=active_prob
         )
     return {"out": str(out), "seconds": round(time.perf_counter() - start, 3), **splits}
+
+
+def write_quality_folds(
+    out_dir: str | Path,
+    cfg: SynthConfig,
+    folds: int,
+    active_prob: float = ACTIVE_PROB,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Write ``cfg.clips`` quality clips (the train split's streams) dealt to ``folds`` folds.
+
+    Each clip is its own group (no two clips share a source), dealt by
+    :func:`~avpretrain.quality.kfold.assign_folds` with the world seed.
+
+    Args:
+        out_dir: output folder; gets ``fold0/ .. fold{folds-1}/``, each with shards and an
+            ``index.json`` (recording the config, ``active_prob``, ``fold`` and ``folds``).
+        cfg: the clean world (``val_clips`` is ignored).
+        folds: number of folds K (>= 2).
+        active_prob: probability that each degradation is applied to a clip.
+        workers: processes writing shards in parallel; the output does not depend on it.
+
+    Returns:
+        summary ``{out, seconds, folds: [clips of fold 0, ...]}``.
+    """
+    if not 0.0 <= active_prob <= 1.0:
+        raise ValueError(f"active_prob must be in [0, 1], got {active_prob}")
+    out = Path(out_dir)
+    start = time.perf_counter()
+    fold_of = assign_folds([str(i) for i in range(cfg.clips)], folds, cfg.seed)
+    jobs = []
+    for k in range(folds):
+        indices = [i for i, f in enumerate(fold_of) if f == k]
+        plan = _plan_folder(out / f"fold{k}", indices, cfg.shard_size)
+        jobs += [(cfg, "train", idx, out / f"fold{k}" / n, active_prob, k) for n, idx in plan]
+    counts = _run_jobs(jobs, workers)
+    for k in range(folds):
+        fold_counts = {job[3].name: c for job, c in zip(jobs, counts, strict=True) if job[5] == k}
+        write_index(
+            out / f"fold{k}",
+            fold_counts,
+            split=f"fold{k}",
+            synth=asdict(cfg),
+            active_prob=active_prob,
+            fold=k,
+            folds=folds,
+        )
+    sizes = [fold_of.count(k) for k in range(folds)]
+    return {"out": str(out), "seconds": round(time.perf_counter() - start, 3), "folds": sizes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-size", type=int, default=defaults["shard_size"], help="clips/shard")
     p.add_argument("--active-prob", type=float, default=ACTIVE_PROB, help="P(degradation on)")
     p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
+    p.add_argument(
+        "--folds", type=int, default=None, help="write fold0..fold{K-1} of --clips clips instead"
+    )
     args = p.parse_args(argv)
     try:
         cfg = SynthConfig(
@@ -164,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             shard_size=args.shard_size,
         )
-        summary = write_quality_world(args.out, cfg, args.active_prob, args.workers)
+        if args.folds is None:
+            summary = write_quality_world(args.out, cfg, args.active_prob, args.workers)
+        else:
+            summary = write_quality_folds(args.out, cfg, args.folds, args.active_prob, args.workers)
     except ValueError as err:
         print(f"synth_world: error: {err}", file=sys.stderr)
         return 2

@@ -5,6 +5,12 @@ Scored as the quality-assessment literature does (see ``tasks/av_quality/README.
 and Pearson (PLCC) correlations on the raw predictions, Kendall (KRCC), and PLCC / RMSE after
 the VQEG four-parameter logistic fit. Logged as ``<stage>/<target>/<metric>``, e.g.
 ``val/overall/SRCC``.
+
+Video clips ([B, 3, F, H, W], e.g. ``num_frames_per_clip: 8, frame_sampling: dense``) are encoded
+per time step: a single-frame encoder sees each frame on its own, a clip (tubelet) encoder the
+whole clip, its patch tokens averaged per time step; the steps [B, T, D] are then pooled by
+:func:`~avpretrain.heads.quality.temporal_pool` (``temporal: mean_diff`` keeps the
+frame-to-frame change that reveals stutter).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.heads.quality import NUM_LEVELS
+from avpretrain.heads.quality import NUM_LEVELS, TEMPORAL_POOLING, temporal_pool
 from avpretrain.metrics.quality import QualityMetrics
 from avpretrain.quality.opinion import LEVEL_WIDTH
 from avpretrain.tasks.base import TaskModule
@@ -44,6 +50,9 @@ class AVQualityTask(TaskModule):
         head: a quality head; its input width and K are bound here.
         targets: names of the K scores, in the order of the batch's ``mos`` (for logging).
         expected_weight: weight of the expected-score MSE of the level head (0: CE alone).
+        temporal: pooling of the per-step video features, ``mean`` (width D) or ``mean_diff``
+            (width 2D: mean and mean absolute step-to-step change); see
+            :func:`~avpretrain.heads.quality.temporal_pool`.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
 
@@ -52,9 +61,13 @@ class AVQualityTask(TaskModule):
         head: nn.Module,
         targets: list[str] | None = None,
         expected_weight: float = 1.0,
+        temporal: str = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(head=head, **kwargs)
+        if temporal not in TEMPORAL_POOLING:
+            raise ValueError(f"temporal must be one of {tuple(TEMPORAL_POOLING)}, got {temporal!r}")
+        self.temporal = temporal
         self.targets = list(targets or ["overall"])
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"targets must be distinct, got {self.targets}")
@@ -63,6 +76,51 @@ class AVQualityTask(TaskModule):
         self.expected_weight = expected_weight
         self.head.bind(self.feature_dim(), len(self.targets))
         self._outputs: dict[str, list[torch.Tensor]] = {"pred": [], "mos": []}
+
+    def feature_dim(self) -> int:
+        """Width of :meth:`pooled_features`: the video part is D x the pooling's width."""
+        audio = self.backbone.audio_encoder.embed_dim
+        video = self.backbone.video_encoder.embed_dim * TEMPORAL_POOLING[self.temporal]
+        return {"audio": audio, "video": video, "av": audio + video}[self.hparams.inputs]
+
+    def video_steps(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-step video features: [B, 3, H, W] or [B, 3, F, H, W] -> [B, T, D].
+
+        A single-frame encoder embeds each frame (T = F); a clip encoder embeds the clip and
+        its patch tokens, time-major, are averaged per tubelet step (T = F / tubelet).
+        """
+        encoder = self.backbone.video_encoder
+        clip = video if video.ndim == 5 else video[:, :, None]
+        if encoder.is_clip:
+            tokens = self.encode({"video": clip})["video_tokens"][:, encoder.num_prefix_tokens :]
+            steps = encoder.grid_for(clip)[0]
+            return tokens.unflatten(1, (steps, -1)).mean(dim=2)
+        frames = clip.transpose(1, 2).flatten(0, 1)  # [B * F, 3, H, W]
+        return self.encode({"video": frames})["video_embedding"].unflatten(0, clip.shape[:3:2])
+
+    def pooled_features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """[B, feature_dim]: the audio embedding and / or the temporally pooled video steps.
+
+        Single frames with ``temporal: mean`` take the common frame's path; otherwise the
+        modalities are encoded apart (a backbone with fusion layers fuses each on its own).
+        """
+        inputs = self.hparams.inputs
+        video = batch.get("video") if inputs in ("video", "av") else None
+        if inputs == "audio" or (video is not None and video.ndim == 4 and self.temporal == "mean"):
+            return super().pooled_features(batch)
+        audio = batch.get("audio") if inputs == "av" else None
+        if audio is None and video is None:
+            raise ValueError(f"batch has none of the inputs {inputs!r} (keys: {sorted(batch)})")
+        a = self.encode({"audio": audio})["audio_embedding"] if audio is not None else None
+        v = temporal_pool(self.video_steps(video), self.temporal) if video is not None else None
+        if inputs == "video":
+            return v
+        ref = a if a is not None else v
+        if a is None:  # a missing modality is a mode, not a crash: zeros of its width
+            a = ref.new_zeros(ref.shape[0], self.backbone.audio_encoder.embed_dim)
+        if v is None:
+            v = ref.new_zeros(ref.shape[0], self.feature_dim() - a.shape[1])
+        return torch.cat([a, v], dim=-1)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The head's output: [B, K] (regression) or [B, K, 5] level logits."""

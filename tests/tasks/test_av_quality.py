@@ -11,7 +11,12 @@ import pytest
 import torch
 import webdataset as wds
 
-from avpretrain.heads.quality import MOSLevelHead, MOSRegressionHead, expected_score
+from avpretrain.heads.quality import (
+    MOSLevelHead,
+    MOSRegressionHead,
+    expected_score,
+    temporal_pool,
+)
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.quality.degrade import Severity, mos_model
 from avpretrain.quality.opinion import to_level
@@ -20,9 +25,9 @@ from avpretrain.tasks.av_quality import AVQualityTask, mos_level
 from avpretrain.tasks.av_quality_targets import MOSTargets
 from tests.conftest import TINY_WORLD
 
-from .helpers import BACKBONE, task_recipe, write
+from .helpers import BACKBONE, ROOT, task_recipe, write
 
-QUALITY_WORLD = replace(TINY_WORLD, clips=16, val_clips=8)
+QUALITY_WORLD = replace(TINY_WORLD, clips=16, val_clips=8, num_frames=8)
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +149,55 @@ def test_mismatched_target_width_is_a_clear_error():
     batch = {"video": torch.randn(2, 3, 32, 32), "mos": torch.rand(2, 3), "key": ["a", "b"]}
     with pytest.raises(ValueError, match="same keys"):
         task.training_step(batch, 0)
+
+
+def test_temporal_pool_by_hand():
+    steps = torch.tensor([[[0.0, 1.0], [2.0, 1.0], [2.0, 4.0]]])  # [1, 3, 2]
+    assert torch.allclose(temporal_pool(steps), torch.tensor([[4 / 3, 2.0]]))
+    # mean, then mean |x_t - x_(t-1)|: (|2| + 0) / 2, (0 + |3|) / 2
+    pooled = temporal_pool(steps, "mean_diff")
+    assert torch.allclose(pooled, torch.tensor([[4 / 3, 2.0, 1.0, 1.5]]))
+    assert temporal_pool(steps[:, :1], "mean_diff").tolist() == [[0.0, 1.0, 0.0, 0.0]]
+    with pytest.raises(ValueError, match="temporal pooling"):
+        temporal_pool(steps, "max")
+
+
+def test_held_frames_show_no_change_and_tubelets_pool_per_step():
+    task = AVQualityTask(
+        MOSRegressionHead(), backbone=BACKBONE, inputs="video", temporal="mean_diff"
+    )
+    torch.manual_seed(0)
+    fluent = torch.randn(2, 3, 4, 32, 32)
+    held = fluent[:, :, [0, 0, 2, 2]]  # a stutter holding every frame twice
+    width = task.backbone.video_encoder.embed_dim
+    assert task.feature_dim() == 2 * width
+    steps = task.video_steps(fluent)
+    assert steps.shape == (2, 4, width)
+    frame2 = task.backbone.encode(video=fluent[:, :, 2])["video_embedding"]
+    assert torch.allclose(steps[:, 2], frame2, atol=1e-5)  # each frame on its own
+    change = task.pooled_features({"video": held})[:, width:]
+    # held frames change nothing: half the steps are zero, so the mean change halves or less
+    assert (change < task.pooled_features({"video": fluent})[:, width:]).float().mean() > 0.9
+    clip = AVQualityTask(
+        MOSRegressionHead(), backbone={**BACKBONE, "num_frames": 4, "tubelet": 2}, inputs="av"
+    )
+    assert clip.video_steps(fluent).shape == (2, 2, width)  # 4 frames / tubelet 2
+    batch = {"video": fluent, "audio": torch.randn(2, 1, 128, 192)}
+    assert clip.pooled_features(batch).shape == (2, clip.feature_dim()) == (2, 2 * width)
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "tasks" / "av_quality").glob("*.yaml")), ids=str)
+def test_every_recipe_parses(recipe, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_lightning_cli(["fit", "--config", str(recipe), "--print_config"])
+    assert exc.value.code == 0
+    assert "frame_sampling: dense" in capsys.readouterr().out
+
+
+def test_missing_modality_keeps_the_feature_width():
+    task = AVQualityTask(MOSRegressionHead(), backbone=BACKBONE, inputs="av", temporal="mean_diff")
+    audio_only = task.pooled_features({"audio": torch.randn(2, 1, 128, 192)})
+    video_only = task.pooled_features({"video": torch.randn(2, 3, 2, 32, 32)})
+    width = task.backbone.audio_encoder.embed_dim
+    assert audio_only.shape == video_only.shape == (2, task.feature_dim())
+    assert not audio_only[:, width:].any() and not video_only[:, :width].any()
