@@ -72,5 +72,29 @@ def read_records(run_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """Group, display name, initial config and final summary of an offline run.
+
+    ``wandb.init(config=...)``, the group and the name live in the run record itself (not in the
+    config updates :func:`read_records` lists); the summary records hold the final metrics.
+
+    Returns:
+        ``{"group": str, "name": str, "config": {...}, "summary": {...}}``.
+    """
+    info: dict[str, Any] = {"summary": {}, "config": {}}
+    for payload in _payloads(run_file(run_dir).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            info.update(group=record.run.run_group, name=record.run.display_name)
+            for item in record.run.config.update:
+                info["config"][_key(item)] = json.loads(item.value_json)
+        elif kind == "summary":
+            for item in record.summary.update:
+                info["summary"][_key(item)] = json.loads(item.value_json)
+    return info
+
+
 def _key(item: Any) -> str:
     return item.key or "/".join(item.nested_key)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 import yaml
-from wandb.proto import wandb_internal_pb2
 
 from avpretrain.ablation.cli import main
-from avpretrain.training.wandb_offline import _payloads, read_records
+from avpretrain.training.wandb_offline import read_records, read_run_info
 
 # 96 fbank frames (about 1 s) and batches of 4 keep each step cheap on a loaded CPU
 SHAPES = {"audio_shape": [128, 96], "video_size": 32}
@@ -23,27 +21,6 @@ DATA = {
     "data.init_args.frame_size": 32,
     "data.init_args.fbank.target_frames": 96,
 }
-
-
-def run_info(run_dir: Path) -> dict[str, Any]:
-    """Group, name, initial config and final summary of an offline run.
-
-    :func:`read_records` lists history rows and config updates; ``wandb.init(config=...)`` goes
-    into the run record itself, as do the group and name.
-    """
-    info: dict[str, Any] = {"summary": {}, "config": {}}
-    for payload in _payloads(run_dir.read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            info.update(group=record.run.run_group, name=record.run.display_name)
-            for item in record.run.config.update:
-                info["config"][item.key] = json.loads(item.value_json)
-        elif kind == "summary":
-            for item in record.summary.update:
-                info["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return info
 
 
 @pytest.fixture
@@ -112,7 +89,7 @@ def test_two_scale_ablation_writes_table_plot_and_grouped_runs(tiny_world, tmp_p
     assert (out / "scaling.png").stat().st_size > 0
     runs = sorted(out.glob("runs/*/*/**/offline-run-*/run-*.wandb"))
     assert len(runs) == 4  # per point: pretraining and the probe
-    infos = [run_info(r) for r in runs]
+    infos = [read_run_info(r.parent) for r in runs]
     assert {i["group"] for i in infos} == {"e2e"}
     for run, info in zip(runs, infos, strict=True):
         ablation = info["config"]["ablation"]
