@@ -5,6 +5,10 @@ Example::
     avpretrain curate data/synth/train --out data/curated --embedder own --encoders enc.pt \\
         --clap models/clap --clip models/clip --thresholds audio_visual=0.2,temporal=0.2 --quantile
 
+The own model scores captions too when given the text tower of a retrieval task fitted on its
+encoders (``--text-encoder text_tower.pt``, see :mod:`avpretrain.curation.text_tower`): the
+``text_av`` score, caption vs the fused clip in the retrieval head's space.
+
 Output folder::
 
     <shard>.tar ... index.json     kept clips, same schema, every JSON's ``scores`` filled
@@ -31,10 +35,12 @@ import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from avpretrain.curation.embedders import AVMAEEmbedder
+from avpretrain.curation.embedders import AVMAEEmbedder, supports
 from avpretrain.curation.filter import STAGES, filter_scores, parse_thresholds
+from avpretrain.curation.plugins import load_plugin
 from avpretrain.curation.report import write_report
 from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
+from avpretrain.curation.text_tower import load_text_tower
 from avpretrain.data.schema import JSON_EXT, decode_flac, frame_exts
 from avpretrain.data.shards import read_index, write_index, write_shard
 from avpretrain.data.video import decode_jpeg
@@ -195,12 +201,24 @@ def _parser() -> argparse.ArgumentParser:
         help="audio-visual embedder for instance and temporal scores (own: --encoders)",
     )
     p.add_argument("--encoders", help="encoder file from `avpretrain export` (--embedder own)")
+    p.add_argument(
+        "--text-encoder",
+        help="text tower file (python -m avpretrain.curation.text_tower) or a retrieval task "
+        "checkpoint (with --text-config) for the own model's text_av caption score",
+    )
+    p.add_argument("--text-config", help="the fit YAML of a --text-encoder checkpoint")
     p.add_argument("--clap", help="local CLAP folder for text-audio scores")
+    p.add_argument(
+        "--plugin",
+        help="MODULE:CALLABLE returning an embedder (e.g. ImageBind) for every pair of "
+        "modalities it embeds that no other flag fills; called as CALLABLE(plugin_arg, device)",
+    )
+    p.add_argument("--plugin-arg", help="the argument given to --plugin (e.g. a weights file)")
     p.add_argument("--clip", help="local CLIP folder for text-visual scores")
     p.add_argument(
         "--thresholds",
         default="",
-        help="NAME=VALUE,... with NAME in audio_visual, temporal, text_audio, text_visual",
+        help="NAME=VALUE,... with NAME in audio_visual, temporal, text_audio, text_visual, text_av",
     )
     p.add_argument(
         "--quantile",
@@ -229,8 +247,17 @@ def _models(args: argparse.Namespace) -> tuple[ScoreModels, dict[str, Any]]:
     if args.embedder == "own":
         if not args.encoders:
             raise ValueError("--embedder own needs --encoders FILE")
-        models.audio_visual = AVMAEEmbedder.from_file(args.encoders, args.device)
+        tower = None
+        if args.text_encoder:
+            tower = load_text_tower(args.text_encoder, args.text_config)
+        own = AVMAEEmbedder.from_file(args.encoders, args.device, text_tower=tower)
+        models.audio_visual = own
         signature["audio_visual"] = _identity("own", args.encoders)
+        if tower is not None:
+            models.text_av = own
+            signature["text_av"] = _identity("own-text", args.text_encoder)
+    elif args.text_encoder:
+        raise ValueError("--text-encoder needs --embedder own (and its --encoders)")
     if args.clap or args.clip:
         from avpretrain.curation.hf_embedders import ClapEmbedder, ClipEmbedder
 
@@ -240,7 +267,23 @@ def _models(args: argparse.Namespace) -> tuple[ScoreModels, dict[str, Any]]:
         if args.clip:
             models.text_visual = ClipEmbedder(args.clip, args.device)
             signature["text_visual"] = _identity("clip", args.clip)
+    if args.plugin:
+        _add_plugin(args, models, signature)
     return models, signature
+
+
+def _add_plugin(args: argparse.Namespace, models: ScoreModels, signature: dict[str, Any]) -> None:
+    """Let the plugin fill the pairs it embeds that are still empty."""
+    plugin = load_plugin(args.plugin, args.plugin_arg, args.device)
+    arg = args.plugin_arg
+    # a weights path names its file (mtime, size) in the cache key, as the built-in models do
+    identity = _identity(args.plugin, arg) if arg and Path(arg).is_file() else [args.plugin, arg]
+    pairs = {"audio_visual": ("audio", "frames"), "text_audio": ("text", "audio")}
+    pairs["text_visual"] = ("text", "frames")
+    for name, needs in pairs.items():
+        if getattr(models, name) is None and supports(plugin, *needs):
+            setattr(models, name, plugin)
+            signature[name] = identity
 
 
 def main(argv: list[str]) -> int:

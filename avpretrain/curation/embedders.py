@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avpretrain.curation.text_tower import TextTower
 from avpretrain.data.audio import BatchedFbank, FbankConfig, resample
 from avpretrain.data.video import frame_transform
-from avpretrain.export import load_encoders
-from avpretrain.heads.text import TextEncoder
+from avpretrain.export import encoder_state, load_encoders
 from avpretrain.models import AVMAE
 
 Waveforms = Sequence[np.ndarray] | Sequence[Tensor] | Tensor
@@ -43,6 +43,14 @@ class Embedder(Protocol):
     def embed_text(self, texts: list[str]) -> Tensor:
         """Embed B captions: [B, D]."""
         ...
+
+
+def same_weights(a: AVMAE, b: AVMAE) -> bool:
+    """Whether two AV-MAEs have the same architecture and encoder weights."""
+    if a is b:
+        return True
+    sa, sb = encoder_state(a), encoder_state(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def supports(embedder: Embedder | None, *modalities: str) -> bool:
@@ -70,19 +78,34 @@ def stack_waveforms(waveforms: Waveforms) -> Tensor:
     return torch.stack(rows)
 
 
+def _input_sizes(model: AVMAE) -> tuple[tuple[int, ...], int, int]:
+    cfg = model.config
+    return tuple(cfg["audio_shape"]), int(cfg["video_size"]), int(cfg["num_frames"])
+
+
 class AVMAEEmbedder:
     """The framework's own encoders: pooled AV-MAE audio and video embeddings.
 
     Audio is resampled to ``fbank.sample_rate`` and turned into the fbank the audio encoder was
     built for (its mel bins and frames, padded or cut); frames are resized and centre-cropped to
-    the video encoder's size (repeated along time for a multi-frame encoder). Text is embedded
-    only when a text encoder is given, and it must share the AV-MAE's embedding width.
+    the video encoder's size (repeated along time for a multi-frame encoder).
+
+    Captions need a :class:`~avpretrain.curation.text_tower.TextTower` (a fitted retrieval head).
+    Its space is the retrieval head's, where a caption is matched with the clip's *fused* audio
+    and video: :meth:`embed_text` is compared with :meth:`embed_audio_visual`, never with
+    :meth:`embed_audio` or :meth:`embed_frames` (another space), so this embedder serves the
+    ``text_av`` score, not ``text_audio`` / ``text_visual``.
 
     Args:
         model: an AV-MAE (e.g. from :func:`avpretrain.export.load_encoders`).
-        text_encoder: optional text encoder trained into the same space.
+        text_tower: optional caption side of a retrieval head trained on an AV-MAE with the
+            same input sizes (its own backbone feeds the fused embedding; when its weights equal
+            ``model``'s, as after a linear probe, ``model`` is reused).
         fbank: feature settings; ``num_mel_bins`` and ``target_frames`` are taken from the model.
         device: where the model runs.
+
+    Raises:
+        ValueError: the tower's backbone takes other input sizes than ``model``.
     """
 
     name = "own"
@@ -90,13 +113,12 @@ class AVMAEEmbedder:
     def __init__(
         self,
         model: AVMAE,
-        text_encoder: TextEncoder | None = None,
+        text_tower: TextTower | None = None,
         fbank: FbankConfig | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        self.text_encoder = None if text_encoder is None else text_encoder.eval().to(self.device)
         mel_bins, frames = model.config["audio_shape"]
         base = fbank or FbankConfig()
         # the encoder's input size wins; a resizing recipe (paper) keeps its own target_frames
@@ -105,31 +127,79 @@ class AVMAEEmbedder:
         self.features = BatchedFbank(self.fbank_cfg).to(self.device)
         self.video_size = int(model.config["video_size"])
         self.num_frames = int(model.config["num_frames"])
-        self.modalities = {"audio", "frames"} | ({"text"} if text_encoder is not None else set())
+        self.text_tower = None if text_tower is None else text_tower.eval().to(self.device)
+        self.text_backbone = model
+        if text_tower is not None:
+            theirs, ours = _input_sizes(text_tower.backbone), _input_sizes(model)
+            if theirs != ours:
+                raise ValueError(
+                    f"text tower backbone takes (audio_shape, video_size, num_frames) {theirs}, "
+                    f"the encoders {ours}"
+                )
+            if not same_weights(model, text_tower.backbone):
+                self.text_backbone = text_tower.backbone
+        self.modalities = {"audio", "frames"}
+        if text_tower is not None:
+            self.modalities |= {"text", "audio_visual"}
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> AVMAEEmbedder:
-        """Load an encoder file written by ``avpretrain export``."""
-        return cls(load_encoders(path), device=device)
+    def from_file(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        text_tower: TextTower | None = None,
+    ) -> AVMAEEmbedder:
+        """Load an encoder file written by ``avpretrain export`` (and optionally a tower)."""
+        return cls(load_encoders(path), text_tower=text_tower, device=device)
+
+    def _spec(self, waveforms: Waveforms, sample_rate: int) -> Tensor:
+        """Model-ready fbank [B, 1, F, T]."""
+        wave = resample(stack_waveforms(waveforms), sample_rate, self.fbank_cfg.sample_rate)
+        return self.features(wave.to(self.device))
+
+    def _video(self, frames: Tensor) -> Tensor:
+        """Model-ready video [B, 3, H, W] (or [B, 3, T, H, W]) of uint8 frames [B, 3, H, W]."""
+        video = frame_transform(frames.to(self.device), self.video_size, train=False)
+        if self.num_frames > 1:  # a still clip, so one frame can feed a multi-frame encoder
+            video = video.unsqueeze(2).expand(-1, -1, self.num_frames, -1, -1)
+        return video
 
     @torch.no_grad()
     def embed_audio(self, waveforms: Waveforms, sample_rate: int) -> Tensor:
         """Pooled audio-encoder embeddings: [B, D]."""
-        wave = resample(stack_waveforms(waveforms), sample_rate, self.fbank_cfg.sample_rate)
-        spec = self.features(wave.to(self.device))  # [B, 1, F, T]
+        spec = self._spec(waveforms, sample_rate)
         return self.model.encode(audio=spec)["audio_embedding"].float().cpu()
 
     @torch.no_grad()
     def embed_frames(self, frames: Tensor) -> Tensor:
         """Pooled video-encoder embeddings of single frames [B, 3, H, W] uint8: [B, D]."""
-        video = frame_transform(frames.to(self.device), self.video_size, train=False)
-        if self.num_frames > 1:  # a still clip, so one frame can feed a multi-frame encoder
-            video = video.unsqueeze(2).expand(-1, -1, self.num_frames, -1, -1)
-        return self.model.encode(video=video)["video_embedding"].float().cpu()
+        return self.model.encode(video=self._video(frames))["video_embedding"].float().cpu()
+
+    def _tower(self) -> TextTower:
+        if self.text_tower is None:
+            raise NotImplementedError("the own embedder has no text tower (--text-encoder)")
+        return self.text_tower
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> Tensor:
-        """Text-encoder embeddings: [B, D]; NotImplementedError without a text encoder."""
-        if self.text_encoder is None:
-            raise NotImplementedError("the own embedder has no text encoder")
-        return self.text_encoder.encode_text(list(texts)).float().cpu()
+        """Captions in the retrieval space (compare with :meth:`embed_audio_visual`): [B, E]."""
+        return self._tower().embed_text(list(texts)).float().cpu()
+
+    @torch.no_grad()
+    def embed_audio_visual(self, waveforms: Waveforms, sample_rate: int, frames: Tensor) -> Tensor:
+        """Fused clips in the retrieval space, as the retrieval task embeds them.
+
+        Each modality is encoded on its own (as :class:`~avpretrain.tasks.retrieval.
+        RetrievalTask` does), then the pooled pair goes through the head's ``av_proj``.
+
+        Args:
+            waveforms: B mono waveforms of equal length, or [B, T], at ``sample_rate``.
+            frames: [B, 3, H, W] uint8, one frame per clip (the task evaluates the middle one).
+
+        Returns:
+            [B, E], L2-normalised.
+        """
+        tower = self._tower()
+        audio = self.text_backbone.encode(audio=self._spec(waveforms, sample_rate))
+        video = self.text_backbone.encode(video=self._video(frames))
+        return tower.embed_av(audio["audio_embedding"], video["video_embedding"]).float().cpu()

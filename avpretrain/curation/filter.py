@@ -5,7 +5,8 @@ ACAV-1M filters in three stages, each on the clips the previous one kept:
 1. ``instance``: ``audio_visual`` (the audio belongs to this video);
 2. ``temporal``: ``temporal`` (the audio is in step with the frames);
 3. ``language``: ``text_audio`` and ``text_visual`` (the caption describes the sound and the
-   picture); a clip must pass every language threshold that is set.
+   picture; CLAP and CLIP) and ``text_av`` (the caption describes the clip; the own model's
+   retrieval head); a clip must pass every language threshold that is set.
 
 A threshold is an absolute score (keep ``score >= t``) or, with ``quantile=True``, a fraction
 ``q`` in [0, 1]: keep the clips at or above the ``q``-quantile (linear interpolation, numpy's
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 STAGES: dict[str, tuple[str, ...]] = {
     "instance": ("audio_visual",),
     "temporal": ("temporal",),
-    "language": ("text_audio", "text_visual"),
+    "language": ("text_audio", "text_visual", "text_av"),
 }
 CRITERIA = tuple(c for criteria in STAGES.values() for c in criteria)
 

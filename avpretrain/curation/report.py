@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from avpretrain.curation.filter import FilterResult
-from avpretrain.data.schema import SCORE_KEYS
+from avpretrain.curation.scores import SCORE_NAMES
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -64,8 +64,8 @@ def build_report(
         "kept": len(kept_scores),
         "stages": stages,
         "mean_scores": {
-            "before": {k: _mean(_values(scores, k)) for k in SCORE_KEYS},
-            "after": {k: _mean(_values(kept_scores, k)) for k in SCORE_KEYS},
+            "before": {k: _mean(_values(scores, k)) for k in SCORE_NAMES},
+            "after": {k: _mean(_values(kept_scores, k)) for k in SCORE_NAMES},
         },
         "categories": {
             "before": dict(Counter(str(c) for c in categories).most_common()),
@@ -94,7 +94,7 @@ def plot_histograms(
     kept = [s for s, k in zip(scores, keep, strict=True) if k]
     paths = []
     bins = np.linspace(0.0, 1.0, 41)
-    for key in SCORE_KEYS:
+    for key in SCORE_NAMES:
         before = _values(scores, key)
         if not before:
             continue
@@ -136,7 +136,7 @@ def to_markdown(report: Mapping[str, Any], histograms: Sequence[Path] = ()) -> s
         )
     lines += ["", "## Mean scores", "", "| score | before | after |", "|---|---|---|"]
     means = report["mean_scores"]
-    for key in SCORE_KEYS:
+    for key in SCORE_NAMES:
         lines.append(f"| {key} | {_fmt(means['before'][key])} | {_fmt(means['after'][key])} |")
     lines += ["", "## Categories", "", "| category | before | after |", "|---|---|---|"]
     cats = report["categories"]

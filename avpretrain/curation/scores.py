@@ -6,11 +6,16 @@ modalities from one embedder (one shared space):
 - ``text_audio``: caption vs the whole clip's audio (language alignment, CLAP in the paper);
 - ``text_visual``: caption vs the clip's frames, the mean of the normalised frame embeddings
   (language alignment, CLIP in the paper);
+- ``text_av``: caption vs the clip's fused audio and middle frame (language alignment, the own
+  model's retrieval head, which learns captions against exactly that fused embedding);
 - ``audio_visual``: the clip's audio vs its frames (instance alignment);
 - ``temporal``: synchrony. Each stored frame at time ``t`` is paired with the one-second audio
-  segment centred on ``t`` (moved inside the clip at its edges). With ``S`` pairs, ``M[i, j]`` is
-  the similarity of frame ``i`` and audio segment ``j``; the aligned similarity is the mean of the
-  diagonal, the shifted one the mean off the diagonal (the same audio moved in time by every
+  segment centred on ``t`` (moved inside the clip at its edges), looped to the clip's length:
+  an encoder trained on whole clips sees an input of that length, where a zero-padded second
+  would be mostly silence to it (the own model's segment embeddings then hardly differ) and
+  a loop keeps the segment's sound throughout (CLAP pads short audio by repeating it too).
+  With ``S`` pairs, ``M[i, j]`` is the similarity of frame ``i`` and audio segment ``j``; the
+  aligned similarity is the mean of the diagonal, the shifted one the mean off the diagonal (the same audio moved in time by every
   other offset). ``temporal = (1 + aligned - shifted) / 2``: 0.5 when timing does not matter,
   above it when each frame matches its own moment's sound best, below it for a clip whose audio
   is out of step with its frames. Undefined (None) for a clip with fewer than two frames.
@@ -36,6 +41,8 @@ from avpretrain.data.schema import SCORE_KEYS
 
 log = logging.getLogger(__name__)
 SEGMENT_SECONDS = 1.0
+# the schema's scores plus the own model's caption score (None wherever it is not computed)
+SCORE_NAMES = (*SCORE_KEYS, "text_av")
 
 
 @dataclass
@@ -67,11 +74,14 @@ class ScoreModels:
         audio_visual: embeds audio and frames (instance and temporal alignment).
         text_audio: embeds text and audio (e.g. CLAP).
         text_visual: embeds text and frames (e.g. CLIP).
+        text_av: embeds text and whole clips (``embed_audio_visual``: the own model's
+            retrieval head, :class:`~avpretrain.curation.embedders.AVMAEEmbedder`).
     """
 
     audio_visual: Embedder | None = None
     text_audio: Embedder | None = None
     text_visual: Embedder | None = None
+    text_av: Embedder | None = None
 
 
 def normalized_cosine(a: Tensor, b: Tensor) -> Tensor:
@@ -110,6 +120,19 @@ def audio_segments(
     last = wave.shape[0] - width
     starts = [min(max(round(t * sample_rate) - width // 2, 0), last) for t in times]
     return np.stack([wave[s : s + width] for s in starts])
+
+
+def looped(segments: np.ndarray, length: int) -> np.ndarray:
+    """Rows of ``segments`` [S, W] repeated and cut to ``length`` samples (unchanged if W >= it).
+
+    Returns:
+        [S, max(W, length)] float32.
+    """
+    width = segments.shape[1]
+    if length <= width:
+        return segments
+    reps = -(-length // width)
+    return np.tile(segments, (1, reps))[:, :length]
 
 
 def _grouped(items: list[Any], key: Callable[[Any], Hashable], embed: Callable) -> list[Tensor]:
@@ -155,7 +178,10 @@ def _instance_and_temporal(embedder: Embedder, clips: list[ClipInput], scores: l
     audio = _embed_audio(embedder, [c.waveform for c in clips], [c.sample_rate for c in clips])
     for f, a, s in zip(frames, audio, scores, strict=True):
         s["audio_visual"] = float(normalized_cosine(a[None], _frame_mean(f)[None])[0])
-    segments = [audio_segments(c.waveform, c.sample_rate, c.frame_times) for c in clips]
+    segments = [
+        looped(audio_segments(c.waveform, c.sample_rate, c.frame_times), len(c.waveform))
+        for c in clips
+    ]
     flat_waves = [w for seg in segments for w in seg]
     flat_rates = [c.sample_rate for c, seg in zip(clips, segments, strict=True) for _ in seg]
     seg_emb = _embed_audio(embedder, flat_waves, flat_rates)
@@ -184,6 +210,28 @@ def _language(
         scores[i][key] = value
 
 
+def _text_av(embedder: Any, clips: list[ClipInput], scores: list[dict]) -> None:
+    """Caption vs the fused embedding of the clip's audio and middle frame."""
+    captioned = [i for i, c in enumerate(clips) if c.caption]
+    if not captioned:
+        return
+    text = embedder.embed_text([clips[i].caption for i in captioned])
+    items = [
+        (clips[i].waveform, clips[i].sample_rate, clips[i].frames[len(clips[i].frames) // 2])
+        for i in captioned
+    ]
+    rows = _grouped(
+        items,
+        lambda it: (it[0].shape[0], it[1], tuple(it[2].shape)),
+        lambda batch: embedder.embed_audio_visual(
+            [w for w, _, _ in batch], batch[0][1], torch.stack([f for _, _, f in batch])
+        ),
+    )
+    sims = normalized_cosine(text, torch.stack(rows))
+    for i, value in zip(captioned, sims.tolist(), strict=True):
+        scores[i]["text_av"] = value
+
+
 def score_clips(
     clips: list[ClipInput], models: ScoreModels, skipped: set[str] | None = None
 ) -> list[dict[str, float | None]]:
@@ -196,15 +244,21 @@ def score_clips(
             NotImplementedError is added here and logged once.
 
     Returns:
-        per clip ``{text_audio, text_visual, audio_visual, temporal}`` (float or None).
+        per clip ``{text_audio, text_visual, audio_visual, temporal}`` (float or None), plus
+        ``text_av`` when ``models.text_av`` is set.
     """
     skipped = set() if skipped is None else skipped
-    scores: list[dict[str, float | None]] = [dict.fromkeys(SCORE_KEYS) for _ in clips]
+    # text_av is the own model's optional extra: present only when asked for, so records
+    # keep the schema's four scores otherwise
+    names = SCORE_NAMES if models.text_av is not None else SCORE_KEYS
+    scores: list[dict[str, float | None]] = [dict.fromkeys(names) for _ in clips]
     jobs = [
         ("audio_visual", models.audio_visual, ("audio", "frames"), _instance_and_temporal),
         ("text_audio", models.text_audio, ("text", "audio"), None),
         ("text_visual", models.text_visual, ("text", "frames"), None),
     ]
+    if models.text_av is not None:
+        jobs.append(("text_av", models.text_av, ("text", "audio_visual"), _text_av))
     with torch.no_grad():
         for name, embedder, needs, run in jobs:
             if name in skipped:

@@ -131,18 +131,23 @@ def test_curate_language_stage_with_clap_and_clip(
 
 def test_own_embedder_shapes_and_batch_independence(encoders: Path) -> None:
     from avpretrain.curation.embedders import AVMAEEmbedder
+    from avpretrain.curation.text_tower import TextTower
     from avpretrain.export import load_encoders
+    from avpretrain.heads.retrieval import RetrievalHead
     from avpretrain.heads.text import TextEncoder
 
-    text = TextEncoder(width=64, depth=1, num_heads=2, max_length=16)
-    emb = AVMAEEmbedder(load_encoders(encoders), text_encoder=text)
+    head = RetrievalHead(32, TextEncoder(width=64, depth=1, num_heads=2, max_length=16))
+    head.bind(64, 64)
+    model = load_encoders(encoders)
+    tower = TextTower(model, head.text_encoder, head.text_proj, head.av_proj)
+    emb = AVMAEEmbedder(model, text_tower=tower)
     waves = torch.randn(3, 8000)  # 1 s at 8 kHz: resampled to 16 kHz, padded to 192 frames
     audio = emb.embed_audio(waves, 8000)
     assert audio.shape == (3, 64)
     torch.testing.assert_close(emb.embed_audio([waves[1].numpy()], 8000)[0], audio[1])
     frames = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8)
     assert emb.embed_frames(frames).shape == (2, 64)
-    assert emb.embed_text(["a dog", "rain"]).shape == (2, 64)
+    assert emb.embed_text(["a dog", "rain"]).shape == (2, 32)  # the retrieval space
     with pytest.raises(NotImplementedError):
         AVMAEEmbedder.from_file(encoders).embed_text(["a dog"])
     with pytest.raises(ValueError, match="equal length"):

@@ -12,6 +12,7 @@ from avpretrain.curation.scores import (
     ClipInput,
     ScoreModels,
     audio_segments,
+    looped,
     normalized_cosine,
     pairwise_normalized_cosine,
     score_clips,
@@ -54,6 +55,12 @@ def test_audio_segments_centred_and_clamped() -> None:
     assert seg[0, 0] == 0 and seg[1, 0] == 10 and seg[2, -1] == 29  # edges moved inside
     short = audio_segments(np.ones(4, np.float32), sr, [0.2])
     assert short.shape == (1, 10) and short[0, 4:].sum() == 0
+
+
+def test_looped_segments_repeat_to_the_clip_length() -> None:
+    seg = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+    np.testing.assert_array_equal(looped(seg, 7), [[1, 2, 3, 1, 2, 3, 1], [4, 5, 6, 4, 5, 6, 4]])
+    assert looped(seg, 2) is seg  # a clip no longer than a segment: unchanged
 
 
 class _ToyEmbedder:
