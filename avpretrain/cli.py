@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-sfqa": "avpretrain.converters.sfqa:main",
     "av-quality-kfold": "avpretrain.quality.kfold:main",
     "curate": "avpretrain.curation.cli:main",
+    "text-tower": "avpretrain.curation.text_tower:main",
     "ablate": "avpretrain.ablation.cli:main",
 }
 
