@@ -149,8 +149,8 @@ def corruption_plan(cfg: SynthConfig, split: str, num_clips: int) -> dict[int, C
     """Which clips of a split are corrupted, and how.
 
     Each kind gets ``round(corrupt_fraction * num_clips)`` distinct clips (fewer if the split is
-    too small); swaps take from a random other clip that differs, shifts move the audio circularly by at
-    least a quarter of the clip either way.
+    too small); swaps take from a random other clip that differs, shifts move the audio
+    circularly by at least a quarter of the clip either way.
     """
     count = min(round(cfg.corrupt_fraction * num_clips), num_clips // len(CORRUPTIONS))
     if count == 0 or num_clips < 2:
