@@ -6,8 +6,9 @@ encoder features instead of VGGish / ResNet-18 maps:
 1. Spatial grounding, per segment: a query (the segment's audio feature, plus the question when
    ``question_spatial``) attends over the frame's patch tokens by cosine score and softmax over
    the patches (the official temperature is 1: cosine scores in [-1, 1] then give nearly uniform
-   weights over many patches, so a lower ``spatial_temperature`` is offered); the attended feature, concatenated with the mean patch feature, goes through
-   ``tanh`` and a linear layer (``fc_gl``).
+   weights over many patches, so a lower ``spatial_temperature`` is offered); the attended
+   feature, concatenated with the mean patch feature, goes through ``tanh`` and a linear layer
+   (``fc_gl``).
 2. Temporal grounding: the question attends (multi-head) over the T segments' audio features
    and, separately, over their grounded visual features; each gets a residual feed-forward and
    LayerNorm, and is added to the segments' mean.
