@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
+from collections import Counter, defaultdict
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +21,9 @@ import numpy as np
 import torch.nn.functional as F
 import yaml
 
+from avpretrain.curation.cli import read_raw_samples
+from avpretrain.data.schema import JSON_EXT
+from avpretrain.data.shards import read_index
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.localization import binarize_heatmap, ciou, localization_summary
 
@@ -74,6 +79,27 @@ def _localization_chance(metric: str):
     )[metric]
 
 
+def _questions(split: Path) -> list[dict]:
+    """Every synthetic question of a split's clips (``synthetic.questions`` of each JSON)."""
+    out = []
+    for shard in read_index(split)["shards"]:
+        for sample in read_raw_samples(split / shard["url"]):
+            out += json.loads(sample[JSON_EXT])["synthetic"]["questions"]
+    return out
+
+
+@cache
+def majority_answer_accuracy(world: Path) -> float:
+    """Chance level of question answering: each (modality, type) answered with its most common
+    training answer, scored on the validation questions."""
+    by_kind: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for q in _questions(world / "train"):
+        by_kind[q["modality"], q["type"]][q["answer"]] += 1
+    val = _questions(world / "val")
+    majority = {kind: counts.most_common(1)[0][0] for kind, counts in by_kind.items()}
+    return sum(majority.get((q["modality"], q["type"])) == q["answer"] for q in val) / len(val)
+
+
 # task: (recipe, {metric logged: chance level given the validation size, classes, recipe})
 TASKS = {
     "classification": ("classification/synth_linear.yaml", {"val/acc": lambda n, c, cfg: 1 / c}),
@@ -87,6 +113,14 @@ TASKS = {
         },
     ),
     "segmentation": ("segmentation/synth.yaml", {"val/mIoU": None}),
+    "music_avqa": (
+        "music_avqa/synth.yaml",
+        {
+            "val/acc": lambda n, c, cfg: majority_answer_accuracy(
+                Path(cfg["data"]["init_args"]["val_urls"]).parent
+            )
+        },
+    ),
 }
 
 
