@@ -1,0 +1,171 @@
+"""Visually conditioned mask predictor for mix-and-separate source separation.
+
+An audio U-Net (:class:`~avpretrain.heads.unet.AudioUNet`) reads the mixture's log-magnitude
+spectrogram; the visual embedding of the source to extract selects what it keeps. Two ways to
+condition, chosen by ``conditioning``:
+
+- ``product`` (Sound of Pixels' ``linear`` synthesizer): the U-Net gives K maps, the visual
+  embedding a K-vector (linear, sigmoid as SoP's image activation); the mask logit is
+  ``sum_k v_k * scale_k * a_k + bias``. The U-Net never sees the visual input.
+- ``film``: every decoder level's input is modulated as ``x * (1 + gamma(v)) + beta(v)``, and a
+  1x1 conv turns the K maps into the logit.
+
+The visual embeddings are first standardised over the batch (``visual_norm``: BatchNorm1d
+without affine parameters, as MAE's linear probe puts before its classifier): embeddings of
+different frames from a frozen encoder are close (cosine ~0.96 for random tiny encoders on the
+synthetic world), and what selects a source is how they differ.
+
+``attention_layers > 0`` adds self-attention layers at the U-Net's bottleneck over the
+concatenation of the mixture's bottleneck positions (with 2-D sin-cos positions) and the
+projected visual tokens, so the audio-mixture and visual representations attend to each other
+before decoding (after the ACAV-1M paper's description of its decoder); the audio positions
+are kept, residually.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from avpretrain.heads.binding import already_bound
+from avpretrain.heads.segmentation import FiLM
+from avpretrain.heads.unet import SOP_CHANNELS, AudioUNet
+from avpretrain.models.pos_embed import sincos_2d
+
+CONDITIONINGS = ("product", "film")
+
+
+class BottleneckAttention(nn.Module):
+    """Transformer layers over [audio bottleneck positions; visual tokens], audio part returned.
+
+    Args:
+        channels: bottleneck channels (the token width; divisible by 4 and by ``heads``).
+        visual_dim: visual token width.
+        layers: transformer layers.
+        heads: attention heads.
+    """
+
+    def __init__(self, channels: int, visual_dim: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.visual_proj = nn.Linear(visual_dim, channels)
+        self.type_embed = nn.Parameter(torch.zeros(2, channels))
+        layer = nn.TransformerEncoderLayer(
+            channels, heads, 4 * channels, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, x: Tensor, visual_tokens: Tensor) -> Tensor:
+        """``x`` [B, C, h, w] attended with ``visual_tokens`` [B, N, visual_dim]: [B, C, h, w]."""
+        b, c, h, w = x.shape
+        audio = x.flatten(2).transpose(1, 2) + sincos_2d(c, (h, w)).to(x) + self.type_embed[0]
+        visual = self.visual_proj(visual_tokens) + self.type_embed[1]
+        out = self.layers(torch.cat([audio, visual], dim=1))[:, : h * w]
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class SeparationHead(nn.Module):
+    """Mask logits of sources from the mixture spectrogram and each source's visual features.
+
+    The visual width is bound by the task once the encoders are known (:meth:`bind`).
+
+    Args:
+        channels: U-Net encoder widths, top first (SoP: 7 levels, 64 ... 512).
+        feature_channels: K, the U-Net's output maps (SoP: 32).
+        conditioning: ``product`` (SoP) or ``film`` (see the module docstring).
+        attention_layers: self-attention layers at the bottleneck (0: none).
+        attention_heads: their heads.
+        visual_norm: standardise the visual embeddings over the batch (see the module docstring).
+        visual_dim: visual embedding / token width; None until :meth:`bind`.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = SOP_CHANNELS,
+        feature_channels: int = 32,
+        conditioning: str = "product",
+        attention_layers: int = 0,
+        attention_heads: int = 4,
+        visual_norm: bool = True,
+        visual_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+        if attention_layers < 0:
+            raise ValueError(f"attention_layers must be >= 0, got {attention_layers}")
+        self.conditioning = conditioning
+        self.attention_layers, self.attention_heads = attention_layers, attention_heads
+        self.visual_norm = visual_norm
+        self.unet = AudioUNet(channels, feature_channels)
+        self.visual_dim: int | None = None
+        if visual_dim is not None:
+            self.bind(visual_dim)
+
+    def bind(self, visual_dim: int) -> None:
+        """Build the layers that read the visual features (once; again only with equal width)."""
+        if already_bound((self.visual_dim,), (visual_dim,)):
+            return
+        self.visual_dim = visual_dim
+        if self.visual_norm:
+            self.visual_bn = nn.BatchNorm1d(visual_dim, affine=False)
+        chans, k = self.unet.channels, self.unet.out_channels
+        if self.conditioning == "product":
+            self.visual_proj = nn.Linear(visual_dim, k)
+            self.scale = nn.Parameter(torch.ones(k))
+            self.bias = nn.Parameter(torch.zeros(1))
+        else:
+            # decoder level l reads its skip concatenated with the level below (not the bottleneck)
+            widths = [c if level == len(chans) - 1 else 2 * c for level, c in enumerate(chans)]
+            self.films = nn.ModuleList(FiLM(visual_dim, c) for c in widths)
+            self.out = nn.Conv2d(k, 1, 1)
+        if self.attention_layers:
+            self.attention = BottleneckAttention(
+                chans[-1], visual_dim, self.attention_layers, self.attention_heads
+            )
+
+    def forward(
+        self, log_mag: Tensor, visual: Tensor, visual_tokens: Tensor | None = None
+    ) -> Tensor:
+        """Mask logits of S sources of each mixture.
+
+        Args:
+            log_mag: [B, 1, F, T] log-magnitude of the mixtures (any F, T).
+            visual: [B, S, D] embeddings of the sources to extract ([B, D]: S = 1).
+            visual_tokens: [B, S, N, D] their tokens ([B, N, D]: S = 1), needed when
+                ``attention_layers > 0``.
+
+        Returns:
+            [B, S, F, T] logits of each source's time-frequency mask.
+        """
+        if self.visual_dim is None:
+            raise RuntimeError("SeparationHead.bind(visual_dim) must be called first")
+        if self.attention_layers and visual_tokens is None:
+            raise ValueError("attention_layers > 0 needs visual_tokens")
+        if visual.dim() == 2:
+            visual = visual[:, None]
+            visual_tokens = None if visual_tokens is None else visual_tokens[:, None]
+        b, s = visual.shape[:2]
+        if self.visual_norm:
+            visual = self.visual_bn(visual.flatten(0, 1)).reshape(b, s, -1)
+        if self.conditioning == "product" and not self.attention_layers:
+            # the U-Net never sees the visual input: run it once per mixture, not per source
+            weights = torch.sigmoid(self.visual_proj(visual)) * self.scale  # [B, S, K]
+            return torch.einsum("bsk,bkft->bsft", weights, self.unet(log_mag)) + self.bias
+        visual = visual.flatten(0, 1)
+        tokens = None if visual_tokens is None else visual_tokens.flatten(0, 1)
+        bottleneck = self.unet.depth - 1
+
+        def condition(level: int, x: Tensor) -> Tensor:
+            if self.attention_layers and level == bottleneck:
+                x = self.attention(x, tokens)
+            return self.films[level](x, visual) if self.conditioning == "film" else x
+
+        maps = self.unet(log_mag.repeat_interleave(s, dim=0), condition)  # [B S, K, F, T]
+        if self.conditioning == "film":
+            logits = self.out(maps)
+        else:
+            weights = torch.sigmoid(self.visual_proj(visual)) * self.scale  # [B S, K]
+            logits = torch.einsum("bk,bkft->bft", weights, maps)[:, None] + self.bias
+        return logits.reshape(b, s, *logits.shape[-2:])

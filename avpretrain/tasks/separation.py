@@ -1,0 +1,238 @@
+"""Visually conditioned source separation by mix-and-separate (Sound of Pixels).
+
+Each batch of clips is mixed in pairs: clip i's waveform with clip i-1's (the batch rolled by
+one), each divided by the number of sources (2) as SoP does, so the mixture is their sum. Each
+clip's visual embedding (the video encoder on its frame) selects its own source: the head
+predicts a time-frequency mask on the mixture's log-frequency-warped magnitude, trained against
+binary targets with a BCE weighted by ``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the
+mask is unwarped to linear frequency, thresholded at 0.5 (or kept soft), multiplied with the
+mixture magnitude and inverted with the mixture phase; SDR / SIR / SAR are scored against the
+scaled sources as SoP's ``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with
+the mixture as every estimate for the ``SDR_mix`` baseline. The audio encoder is not used: as in
+SoP, the U-Net reads the spectrogram itself. ``mixture: own`` (synthetic world) instead separates
+one object from its own clip's mixture, the frame showing that object alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avpretrain.metrics.separation import SeparationMetrics
+from avpretrain.tasks.base import TaskModule
+from avpretrain.tasks.separation_stft import (
+    SpectrogramConfig,
+    istft,
+    stft,
+    unwarp_frequency,
+    warp_frequency,
+)
+
+log = logging.getLogger(__name__)
+
+MIXTURES = ("pairs", "own")
+TARGET_RULES = ("half_mixture", "dominant")
+_SUMS = ("sdr", "sir", "sar", "sdr_mix")
+
+
+def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
+    """Mix each clip with the previous one in the batch (SoP's two-source mixtures).
+
+    Args:
+        wave: [B, samples] clips' waveforms, B >= 2.
+
+    Returns:
+        ``(sources, mixture)``: [B, 2, samples] (clip i, clip i-1, each halved) and their sum
+        [B, samples].
+    """
+    if wave.shape[0] < 2:
+        raise ValueError(f"mix-and-separate needs at least 2 clips per batch, got {wave.shape[0]}")
+    sources = torch.stack([wave, wave.roll(1, dims=0)], dim=1) / 2
+    return sources, sources.sum(dim=1)
+
+
+def binary_targets(mags: Tensor, mag_mix: Tensor, rule: str = "half_mixture") -> Tensor:
+    """Binary masks of where each source dominates.
+
+    Args:
+        mags: [B, S, F, T] source magnitudes (S = 2 for ``dominant``).
+        mag_mix: [B, F, T] mixture magnitude.
+        rule: ``half_mixture`` (SoP: ``mag_n > 0.5 * mag_mix``) or ``dominant``
+            (``mag_n >= mag_other``).
+
+    Returns:
+        [B, S, F, T] float 0/1.
+    """
+    if rule == "half_mixture":
+        return (mags > 0.5 * mag_mix[:, None]).float()
+    if rule == "dominant":
+        if mags.shape[1] != 2:
+            raise ValueError(f"the dominant rule compares 2 sources, got {mags.shape[1]}")
+        return (mags >= mags.flip(1)).float()
+    raise ValueError(f"target rule must be one of {TARGET_RULES}, got {rule!r}")
+
+
+class SeparationTask(TaskModule):
+    """Mix-and-separate training of a visually conditioned mask predictor.
+
+    Batches need ``video`` [B, 3, S, S] (one frame per clip) and ``sep_wave`` [B, samples] at
+    ``spectrogram.sample_rate`` (from ``avpretrain.tasks.separation_targets``).
+
+    Args:
+        head: e.g. ``avpretrain.heads.separation.SeparationHead``; its visual width is bound here.
+        mixture: ``pairs`` (mix-and-separate, SoP) or ``own``: separate one object, the batch's
+            ``sep_source`` [B, samples], from its own clip's audio (synthetic world:
+            ``SynthObjectTargets``, whose frame shows the object alone); the second reference is
+            ``sep_rest``, the clip's other sources, estimated with the complementary mask.
+        spectrogram: STFT and warp settings (SoP's by default).
+        target_rule: ``half_mixture`` (SoP) or ``dominant`` (see :func:`binary_targets`).
+        weighted_loss: weight the BCE by ``clamp(log1p(|mixture|), 1e-3, 10)`` (SoP).
+        mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
+            the soft mask.
+        max_scored: score at most this many mixtures per evaluation epoch and rank, the first
+            in loader order (None: all). mir_eval's BSS Eval takes about a second per mixture
+            on one CPU core, so large validation sets want a cap; the loss still sees all.
+        **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
+            ``inputs`` must be ``video`` (the default here).
+    """
+
+    def __init__(
+        self,
+        head: nn.Module,
+        mixture: str = "pairs",
+        spectrogram: SpectrogramConfig | None = None,
+        target_rule: str = "half_mixture",
+        weighted_loss: bool = True,
+        mask_threshold: float | None = 0.5,
+        max_scored: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("inputs", "video")
+        super().__init__(head=head, **kwargs)
+        if self.hparams.inputs != "video":
+            raise ValueError(
+                "separation conditions on the video embedding and reads the spectrogram with its "
+                f"own U-Net: inputs must be 'video', got {self.hparams.inputs!r}"
+            )
+        if mixture not in MIXTURES:
+            raise ValueError(f"mixture must be one of {MIXTURES}, got {mixture!r}")
+        if target_rule not in TARGET_RULES:
+            raise ValueError(f"target_rule must be one of {TARGET_RULES}, got {target_rule!r}")
+        self.head.bind(self.backbone.video_encoder.embed_dim)
+        self.mixture, self.spec = mixture, spectrogram or SpectrogramConfig()
+        self.target_rule, self.weighted_loss = target_rule, weighted_loss
+        self.mask_threshold, self.max_scored = mask_threshold, max_scored
+        self.metrics = SeparationMetrics()
+
+    def _net_axis(self, x: Tensor) -> Tensor:
+        return warp_frequency(x, self.spec.warp_bins) if self.spec.log_freq else x
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Build the mixtures and predict the masks of the sources the frames select.
+
+        Returns:
+            ``logits`` [B, S', F', T] on the network's frequency axis (S' = 2 for ``pairs``,
+            1 for ``own``), ``sources`` [B, 2, n], ``mixture`` [B, n], ``mag_mix`` /
+            ``phase_mix`` [B, F, T] (linear frequency).
+        """
+        enc = self.encode(batch)
+        emb, tokens = enc["video_embedding"], enc["video_tokens"]
+        wave = batch["sep_wave"].float()
+        if self.mixture == "own":
+            sources = torch.stack([batch["sep_source"], batch["sep_rest"]], dim=1).float()
+            mixture = wave
+            visual, tokens = emb[:, None], tokens[:, None]
+        else:
+            sources, mixture = mix_pairs(wave)
+            # source j of mixture i: j = 0 clip i, j = 1 clip i-1
+            visual = torch.stack([emb, emb.roll(1, dims=0)], dim=1)  # [B, 2, D]
+            tokens = torch.stack([tokens, tokens.roll(1, dims=0)], dim=1)  # [B, 2, N, D]
+        mag_mix, phase_mix = stft(mixture, self.spec)
+        log_mag = torch.log(self._net_axis(mag_mix).clamp_min(1e-10))[:, None]
+        logits = self.head(log_mag, visual, tokens)
+        return {
+            "logits": logits,
+            "sources": sources,
+            "mixture": mixture,
+            "mag_mix": mag_mix,
+            "phase_mix": phase_mix,
+        }
+
+    def _loss(self, out: dict[str, Tensor]) -> Tensor:
+        mags = self._net_axis(stft(out["sources"], self.spec)[0])
+        mag_mix = self._net_axis(out["mag_mix"])
+        # own mixtures: only the first source is predicted
+        target = binary_targets(mags, mag_mix, self.target_rule)[:, : out["logits"].shape[1]]
+        weight = None
+        if self.weighted_loss:
+            weight = torch.log1p(mag_mix).clamp(1e-3, 10)[:, None].expand_as(target)
+        return F.binary_cross_entropy_with_logits(out["logits"].float(), target, weight=weight)
+
+    def estimates(self, out: dict[str, Tensor]) -> Tensor:
+        """Separated waveforms [B, 2, n] from :meth:`forward`'s output (SoP's inference)."""
+        mask = torch.sigmoid(out["logits"].float())
+        if self.spec.log_freq:
+            mask = unwarp_frequency(mask, self.spec.freq_bins)
+        if self.mask_threshold is not None:
+            mask = (mask > self.mask_threshold).float()
+        if mask.shape[1] == 1:  # own mixtures: the rest gets the complementary mask
+            mask = torch.cat([mask, 1 - mask], dim=1)
+        mag = out["mag_mix"][:, None] * mask
+        return istft(mag, out["phase_mix"][:, None], self.spec, out["mixture"].shape[-1])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self._loss(self(batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        if self.mixture == "pairs" and len(batch["key"]) < 2:
+            log.warning("%s: a batch of one clip cannot be mixed; skipped %s", stage, batch["key"])
+            return
+        out = self(batch)
+        self.log(f"{stage}/loss", self._loss(out), batch_size=len(batch["key"]))
+        keep = len(batch["key"])
+        if self.max_scored is not None:
+            keep = min(keep, self.max_scored - len(self.metrics.scores) - self.metrics.skipped)
+        if keep <= 0:
+            return
+        ests = self.estimates({k: v[:keep] for k, v in out.items()})
+        self.metrics.update(out["sources"][:keep].cpu(), ests.cpu(), out["mixture"][:keep].cpu())
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _epoch_end(self, stage: str) -> None:
+        scores, skipped = self.metrics.scores, self.metrics.skipped
+        self.metrics.reset()
+        # sums and counts, so ranks with unequal numbers of mixtures give the whole-set mean
+        totals = [sum(s[k] for s in scores if k in s) for k in _SUMS]
+        totals += [len(scores), sum("sdr_mix" in s for s in scores), skipped]
+        total = torch.tensor(totals, dtype=torch.float64)
+        if self.trainer.world_size > 1:
+            total = self.all_gather(total.to(self.device)).reshape(-1, len(totals)).sum(0).cpu()
+        count, mixes, skipped_all = (float(v) for v in total[len(_SUMS) :])
+        if skipped_all:
+            log.info(
+                "%s: %d mixtures skipped as silent (as SoP's calc_metrics)", stage, skipped_all
+            )
+        if count == 0:
+            return
+        for name, value in zip(("SDR", "SIR", "SAR"), total[:3], strict=True):
+            self.log(f"{stage}/{name}", float(value / count), rank_zero_only=True)
+        if mixes:
+            self.log(f"{stage}/SDR_mix", float(total[3] / mixes), rank_zero_only=True)
+        self.log(f"{stage}/skipped", skipped_all, rank_zero_only=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")

@@ -1,0 +1,112 @@
+"""Audio U-Net and the visually conditioned separation head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avpretrain.heads.separation import SeparationHead
+from avpretrain.heads.unet import AudioUNet
+
+
+@pytest.mark.parametrize(("height", "width"), [(37, 23), (16, 16), (5, 3), (256, 65)])
+def test_unet_keeps_odd_sizes(height, width):
+    unet = AudioUNet(channels=(4, 8, 8), out_channels=3)
+    out = unet(torch.randn(2, 1, height, width))
+    assert out.shape == (2, 3, height, width)
+
+
+def test_unet_condition_sees_every_decoder_level_with_its_width():
+    unet = AudioUNet(channels=(4, 8, 16), out_channels=2)
+    seen = []
+
+    def record(level, x):
+        seen.append((level, x.shape[1], x.shape[-2:]))
+        return x
+
+    unet(torch.randn(1, 1, 32, 16), record)
+    # bottleneck (level 2) alone, then skip + upsampled output of the level below
+    assert seen == [(2, 16, (4, 2)), (1, 16, (8, 4)), (0, 8, (16, 8))]
+
+
+def test_sop_unet_shape_and_depth():
+    unet = AudioUNet(out_channels=32)  # SoP's unet7
+    assert unet.depth == 7 and unet.channels[-1] == 512
+    assert unet(torch.randn(1, 1, 256, 128)).shape == (1, 32, 256, 128)
+
+
+@pytest.mark.parametrize("conditioning", ["product", "film"])
+@pytest.mark.parametrize("attention_layers", [0, 1])
+def test_visual_embedding_selects_the_mask(conditioning, attention_layers):
+    torch.manual_seed(0)
+    head = SeparationHead(
+        channels=(8, 16, 16),
+        feature_channels=4,
+        conditioning=conditioning,
+        attention_layers=attention_layers,
+        visual_dim=12,
+    ).eval()
+    log_mag, tokens = torch.randn(2, 1, 33, 21), torch.randn(2, 5, 12)
+    a = head(log_mag, torch.randn(2, 12), tokens)
+    b = head(log_mag, torch.randn(2, 12), tokens)
+    assert a.shape == (2, 1, 33, 21)
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_product_is_sops_linear_synthesizer():
+    torch.manual_seed(0)
+    head = SeparationHead(channels=(4, 8), feature_channels=3, visual_norm=False, visual_dim=6)
+    head.eval()
+    log_mag, visual = torch.randn(1, 1, 8, 8), torch.randn(1, 6)
+    maps = head.unet(log_mag)  # [1, 3, 8, 8]
+    weights = torch.sigmoid(visual @ head.visual_proj.weight.T + head.visual_proj.bias)
+    expected = (weights[0, :, None, None] * head.scale[:, None, None] * maps[0]).sum(0)
+    torch.testing.assert_close(head(log_mag, visual)[0, 0], expected + head.bias)
+
+
+@pytest.mark.parametrize(("conditioning", "attention_layers"), [("product", 0), ("film", 1)])
+def test_several_sources_equal_one_call_per_source(conditioning, attention_layers):
+    torch.manual_seed(0)
+    head = SeparationHead(
+        channels=(8, 16),
+        feature_channels=4,
+        conditioning=conditioning,
+        attention_layers=attention_layers,
+        visual_dim=12,
+    ).eval()
+    log_mag, visual, tokens = (
+        torch.randn(2, 1, 12, 9),
+        torch.randn(2, 3, 12),
+        torch.randn(2, 3, 4, 12),
+    )
+    both = head(log_mag, visual, tokens)
+    assert both.shape == (2, 3, 12, 9)
+    for j in range(3):
+        torch.testing.assert_close(both[:, j : j + 1], head(log_mag, visual[:, j], tokens[:, j]))
+
+
+def test_visual_norm_standardises_embeddings_over_the_batch():
+    torch.manual_seed(0)
+    head = SeparationHead(channels=(4,), feature_channels=2, visual_dim=6)  # training mode
+    visual = 5 + 0.01 * torch.randn(4, 2, 6)  # close embeddings, as from a frozen encoder
+    seen = []
+    head.visual_proj.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    head(torch.randn(4, 1, 8, 8), visual)
+    flat = visual.reshape(8, 6)
+    ref = (flat - flat.mean(0)) / torch.sqrt(flat.var(0, unbiased=False) + 1e-5)
+    torch.testing.assert_close(seen[0].reshape(8, 6), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_bind_and_bad_arguments():
+    head = SeparationHead(channels=(4,), feature_channels=2)
+    with pytest.raises(RuntimeError, match="bind"):
+        head(torch.randn(1, 1, 4, 4), torch.randn(1, 6))
+    head.bind(6)
+    head.bind(6)  # binding again with the same width is a no-op
+    with pytest.raises(ValueError, match="widths"):
+        head.bind(8)
+    with pytest.raises(ValueError, match="conditioning"):
+        SeparationHead(conditioning="concat")
+    attn = SeparationHead(channels=(4, 8), attention_layers=1, visual_dim=6)
+    with pytest.raises(ValueError, match="visual_tokens"):
+        attn(torch.randn(1, 1, 8, 8), torch.randn(1, 6))

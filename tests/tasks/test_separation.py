@@ -1,0 +1,243 @@
+"""Source separation: STFT front end, oracle masks, targets, mix-and-separate training via CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from avpretrain.data.video import decode_jpeg, frame_transform
+from avpretrain.heads.separation import SeparationHead
+from avpretrain.lightning_cli import run_lightning_cli
+from avpretrain.metrics.separation import bss_metrics
+from avpretrain.tasks.separation import SeparationTask, binary_targets, mix_pairs
+from avpretrain.tasks.separation_stft import (
+    SpectrogramConfig,
+    istft,
+    stft,
+    unwarp_frequency,
+    warp_frequency,
+    warp_grid,
+)
+from avpretrain.tasks.separation_targets import SeparationTargets, SynthObjectTargets
+
+from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
+
+
+def _sop_warpgrid(bs, height, width, warp=True):
+    """Sound of Pixels' ``utils.warpgrid``, copied as the reference."""
+    xv, yv = np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))
+    grid = np.zeros((bs, height, width, 2))
+    grid[..., 0] = xv
+    if warp:
+        grid[..., 1] = (np.power(21, (yv + 1) / 2) - 11) / 10
+    else:
+        grid[..., 1] = np.log(yv * 10 + 11) / np.log(21) * 2 - 1
+    return grid.astype(np.float32)
+
+
+@pytest.mark.parametrize("warp", [True, False])
+def test_warp_grid_is_sops(warp):
+    got = warp_grid(256, 7, warp)
+    np.testing.assert_allclose(got.numpy(), _sop_warpgrid(1, 256, 7, warp), atol=1e-6)
+
+
+def test_warp_is_row_interpolation_at_log_positions():
+    spec = torch.rand(2, 40, 6)
+    got = warp_frequency(spec, 16)
+    # independent route: np.interp of every column at the grid's rows (align_corners=True)
+    rows = (_sop_warpgrid(1, 16, 6)[0, :, 0, 1] + 1) / 2 * (40 - 1)
+    for b in range(2):
+        for t in range(6):
+            ref = np.interp(rows, np.arange(40), spec[b, :, t].numpy())
+            np.testing.assert_allclose(got[b, :, t].numpy(), ref, atol=1e-5)
+
+
+def test_warp_unwarp_round_trip_on_smooth_spectra():
+    f = torch.linspace(0, 1, 512)[:, None]
+    spec = (torch.exp(-3 * f) + 0.3 * torch.sin(6 * f + torch.linspace(0, 3, 64))).expand(512, 64)
+    back = unwarp_frequency(warp_frequency(spec[None], 256), 512)[0]
+    assert back.shape == spec.shape
+    assert (back - spec).abs().max() < 1e-3 * spec.abs().max()
+
+
+def test_stft_istft_reconstructs_and_matches_torchaudio():
+    cfg = SpectrogramConfig()
+    wave = torch.randn(2, 65535) * 0.1
+    mag, phase = stft(wave, cfg)
+    assert mag.shape == (2, 512, 256)  # SoP: 512 x 256 for 65535 samples
+    ref = torchaudio.transforms.Spectrogram(n_fft=1022, hop_length=256, power=None)(wave)
+    torch.testing.assert_close(mag, ref.abs(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(istft(mag, phase, cfg, 65535), wave, atol=1e-5, rtol=0)
+
+
+def _two_sources(n: int, rate: int) -> torch.Tensor:
+    """Two harmonic tones (196 Hz and 311 Hz), amplitude-modulated: [2, n]."""
+    t = torch.arange(n) / rate
+    tones = []
+    for f0, am in ((196.0, 1.5), (311.0, 2.3)):
+        wave = sum(torch.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
+        tones.append(0.3 * wave * (0.6 + 0.4 * torch.sin(2 * np.pi * am * t)))
+    return torch.stack(tones)
+
+
+def test_oracle_binary_mask_separates_far_above_the_mixture():
+    cfg = SpectrogramConfig()
+    sources = _two_sources(22050, cfg.sample_rate) / 2
+    mix = sources.sum(0)
+    mag_mix, phase_mix = stft(mix, cfg)
+    mags = stft(sources, cfg)[0]
+    mask = binary_targets(mags[None], mag_mix[None])[0]  # [2, F, T] on the linear axis
+    ests = istft(mag_mix * mask, phase_mix, cfg, mix.shape[-1])
+    score = bss_metrics(sources, ests, mix)
+    assert score["sdr"] > 15 and score["sdr"] > score["sdr_mix"] + 12
+    # the task's route: masks on the warped axis, unwarped and thresholded
+    task = SeparationTask(SeparationHead(channels=(4,), feature_channels=2), backbone=BACKBONE)
+    warped = binary_targets(warp_frequency(mags, 256)[None], warp_frequency(mag_mix, 256)[None])
+    out = {"logits": (warped * 2 - 1) * 20, "mag_mix": mag_mix[None], "phase_mix": phase_mix[None]}
+    task_score = bss_metrics(sources, task.estimates({**out, "mixture": mix[None]})[0])
+    assert task_score["sdr"] > score["sdr_mix"] + 8
+
+
+def test_mix_pairs_and_target_rules():
+    wave = torch.arange(6.0).reshape(3, 2)
+    sources, mix = mix_pairs(wave)
+    torch.testing.assert_close(sources[:, 1] * 2, wave[[2, 0, 1]])
+    torch.testing.assert_close(mix, (wave + wave[[2, 0, 1]]) / 2)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        mix_pairs(wave[:1])
+    mags = torch.tensor([[[[3.0, 1.0, 2.0]], [[1.0, 1.0, 2.1]]]])  # [1, 2, 1, 3]
+    mag_mix = torch.tensor([[[3.0, 2.5, 4.0]]])
+    half = binary_targets(mags, mag_mix)
+    torch.testing.assert_close(half[0, :, 0], torch.tensor([[1.0, 0, 0], [0, 0, 1]]))
+    dom = binary_targets(mags, mag_mix, "dominant")
+    torch.testing.assert_close(dom[0, :, 0], torch.tensor([[1.0, 1, 0], [0, 1, 1]]))
+
+
+def _raw_samples(shard_dir: Path) -> list[dict]:
+    """Raw members of every sample in a folder's shards."""
+    samples: dict[str, dict] = {}
+    for path in sorted(shard_dir.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                key, ext = member.name.split(".", 1)
+                samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
+    return list(samples.values())
+
+
+def test_targets_resample_around_the_chosen_frame(tiny_world):
+    raw = _raw_samples(tiny_world / "val")[0]
+    meta = json.loads(raw["json"])
+    audio, rate = sf.read(io.BytesIO(raw["flac"]), dtype="float32")
+    ref = torchaudio.functional.resample(torch.from_numpy(audio), rate, 11025)
+    last = len(meta["frame_times"]) - 1
+    targets = SeparationTargets(11025, 8000)
+    got = targets({**raw, "__frame_indices__": [last]}, meta, None)["sep_wave"]
+    start = min(round(meta["frame_times"][last] * 11025) - 4000, ref.shape[0] - 8000)
+    assert got.shape == (8000,) and start > 0
+    torch.testing.assert_close(got, ref[start : start + 8000])
+    longer = SeparationTargets(11025, ref.shape[0] + 100)(raw, meta, None)["sep_wave"]
+    torch.testing.assert_close(longer[: ref.shape[0]], ref)
+    assert not longer[ref.shape[0] :].any()  # zero-padded past the clip
+    loud = targets({**raw, "__frame_indices__": [last]}, meta, SimpleNamespace(train=True))
+    gain = loud["sep_wave"].abs().max() / got.abs().max()
+    assert 0.5 <= gain < 1.5  # SoP's random volume in training (no clipping at these levels)
+    torch.testing.assert_close(loud["sep_wave"], got * gain)
+
+
+def test_object_targets_give_the_objects_source_and_frame(tiny_world):
+    for raw in _raw_samples(tiny_world / "val"):  # a clip with an interfering source
+        meta = json.loads(raw["json"])
+        gt = np.load(io.BytesIO(raw["gt.npz"]))
+        objects = meta["synthetic"]["objects"]
+        eligible = [j for j, o in enumerate(gt["source_object"]) if objects[o]["on_screen"]]
+        if len(gt["sources"]) >= 2 and eligible:
+            break
+    else:
+        pytest.fail("no val clip with two sources and an on-screen one")
+    idx = 1
+    sample = {**raw, "__frame_indices__": [idx], "__frames__": [raw[f"f{idx:02d}.jpg"]]}
+    opts = SimpleNamespace(train=False, frame_size=32)
+    out = SynthObjectTargets(11025, 16383)(sample, meta, opts)
+    start = min(round(meta["frame_times"][idx] * 11025) - 16383 // 2, 22050 - 16383)
+    rate = meta["sample_rate"]
+    want = torchaudio.functional.resample(torch.from_numpy(gt["sources"]), rate, 11025)
+    np.testing.assert_allclose(
+        out["sep_source"], want[eligible[0], start : start + 16383], atol=1e-5
+    )
+    others = want.sum(0) - want[eligible[0]]
+    np.testing.assert_allclose(out["sep_rest"], others[start : start + 16383], atol=1e-5)
+    # the clip's audio is the sum of its sources (up to FLAC quantisation)
+    np.testing.assert_allclose(out["sep_wave"], want.sum(0)[start : start + 16383], atol=2e-3)
+    alone = torch.from_numpy(gt["masks"][idx] == gt["source_object"][eligible[0]] + 1)
+    black = frame_transform(torch.zeros(3, 32, 32, dtype=torch.uint8), 32)
+    full = frame_transform(decode_jpeg(sample["__frames__"][0]), 32)
+    torch.testing.assert_close(out["video"][:, ~alone], black[:, ~alone])
+    torch.testing.assert_close(out["video"][:, alone], full[:, alone])
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "tasks" / "separation").glob("*.yaml")), ids=str)
+def test_every_recipe_parses(recipe, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_lightning_cli(["fit", "--config", str(recipe), "--print_config"])
+    assert exc.value.code == 0
+    assert "avpretrain.tasks.separation.SeparationTask" in capsys.readouterr().out
+
+
+def test_mix_and_separate_through_cli_logs_sdr_and_keeps_encoders(tiny_world, tmp_path):
+    encoders = tiny_encoders(tmp_path / "enc.pt")
+    cfg = task_recipe("separation/synth.yaml", tiny_world, tmp_path / "run", encoders=str(encoders))
+    init = cfg["model"]["init_args"]
+    init["head"]["init_args"].update(channels=[8, 16, 16], feature_channels=8)
+    cfg["data"]["init_args"]["targets"]["init_args"]["num_samples"] = 16383  # 2 s clips
+    init["max_scored"] = 2  # mir_eval: ~1 s per mixture
+    init["spectrogram"].update(n_fft=510, warp_bins=128)  # smaller maps for the time budget
+    cfg["trainer"].update(max_epochs=1, num_sanity_val_steps=0, check_val_every_n_epoch=1)
+    before = torch.load(encoders, weights_only=False)
+    cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "sep.yaml"))])
+    assert cli.trainer.global_step > 0
+    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    logged = [r for r in rows if r.get("val/SDR")]
+    assert len(logged) == 1
+    for key in ("val/SDR", "val/SIR", "val/SAR", "val/SDR_mix"):
+        assert np.isfinite(float(logged[0][key]))
+    # linear probe: the encoders are those of the file, the head trained
+    state = cli.model.backbone.state_dict()
+    saved = before["state_dict"]
+    common = [k for k in saved if k in state]
+    assert common and all(torch.equal(state[k].cpu(), saved[k]) for k in common)
+    assert cli.model.head.bias.abs().item() > 0  # initialised at 0, moved by training
+    # the logged SDR_mix is the mixture baseline of the first two val pairs, recomputed apart
+    batch = next(iter(cli.datamodule.val_dataloader()))
+    sources, mix = mix_pairs(batch["sep_wave"])
+    base = [bss_metrics(sources[i], mix[i][None].expand(2, -1))["sdr"] for i in range(2)]
+    assert float(logged[0]["val/SDR_mix"]) == pytest.approx(np.mean(base), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_own_mixture_mode_through_cli(tiny_world, tmp_path):
+    cfg = task_recipe("separation/synth.yaml", tiny_world, tmp_path / "run", mixture="own")
+    init, data = cfg["model"]["init_args"], cfg["data"]["init_args"]
+    init["head"]["init_args"].update(channels=[8, 16], feature_channels=4)
+    init.update(max_scored=None)  # single-source clips are skipped: score the whole val set
+    init["spectrogram"].update(n_fft=510, warp_bins=128)
+    data["targets"] = {
+        "class_path": "avpretrain.tasks.separation_targets.SynthObjectTargets",
+        "init_args": {"sample_rate": 11025, "num_samples": 16383},
+    }
+    data["extra_members"] = ["gt.npz"]
+    cfg["trainer"].update(max_epochs=1, num_sanity_val_steps=0, check_val_every_n_epoch=1)
+    cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "own.yaml"))])
+    assert cli.trainer.global_step > 0
+    metrics = cli.trainer.callback_metrics
+    assert {"val/SDR", "val/SIR", "val/SAR", "val/SDR_mix"} <= set(metrics)
+    assert metrics["val/skipped"] > 0 and np.isfinite(float(metrics["val/SDR"]))
