@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 import yaml
 
@@ -100,7 +101,46 @@ def majority_answer_accuracy(world: Path) -> float:
     return sum(majority.get((q["modality"], q["type"])) == q["answer"] for q in val) / len(val)
 
 
-# task: (recipe, {metric logged: chance level given the validation size, classes, recipe})
+@cache
+def constant_parsing_scores(world: Path, num_classes: int, num_segments: int) -> dict[str, float]:
+    """Chance level of parsing: every class predicted in every segment, audio and visual."""
+    from avpretrain.data.audio import FbankConfig
+    from avpretrain.data.datamodule import AVDataModule
+    from avpretrain.metrics.parsing import ParsingMetrics
+    from avpretrain.tasks.parsing import metric_key
+    from avpretrain.tasks.parsing_targets import parsing_targets
+
+    dm = AVDataModule(
+        train_urls=str(world / "train"),
+        val_urls=str(world / "val"),
+        num_workers=0,
+        num_classes=num_classes,
+        num_frames_per_clip=num_segments,
+        frame_size=16,
+        targets=parsing_targets,
+        fbank=FbankConfig(target_frames=16),
+    )
+    dm.setup("validate")
+    metrics = ParsingMetrics()
+    for batch in dm.val_dataloader():
+        audio, visual = batch["audio_gt"], batch["visual_gt"]
+        metrics.update(torch.ones_like(audio), torch.ones_like(visual), audio, visual)
+    return {f"val/{metric_key(k)}": v for k, v in metrics.compute().items()}
+
+
+def _parsing_chance(metric: str):
+    def chance(n: int, c: int, cfg: dict) -> float:
+        data = cfg["data"]["init_args"]
+        world = Path(data["val_urls"]).parent
+        return constant_parsing_scores(world, data["num_classes"], data["num_frames_per_clip"])[
+            metric
+        ]
+
+    return chance
+
+
+# task: (recipe, {metric logged: chance level, a function of the validation size, the classes and
+# the recipe, or the name of a baseline metric the task logs})
 TASKS = {
     "classification": ("classification/synth_linear.yaml", {"val/acc": lambda n, c, cfg: 1 / c}),
     "retrieval": ("retrieval/synth.yaml", {"val/a2v_R1": lambda n, c, cfg: 100 / n}),
@@ -113,6 +153,15 @@ TASKS = {
         },
     ),
     "segmentation": ("segmentation/synth.yaml", {"val/mIoU": None}),
+    "parsing": (
+        "parsing/synth.yaml",
+        {
+            metric: _parsing_chance(metric)
+            for metric in ("val/segment_type_at_av", "val/event_type_at_av")
+        },
+    ),
+    # separation's chance level is the unseparated mixture, which the task logs itself
+    "separation": ("separation/synth.yaml", {"val/SDR": "val/SDR_mix"}),
     "music_avqa": (
         "music_avqa/synth.yaml",
         {
@@ -170,7 +219,11 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 scores[name] = run_task(copy.deepcopy(cfg), encoders, args.minutes, Path(tmp))
         for metric, chance in metrics.items():
-            level = f"{chance(num_val, num_classes, cfg):.3f}" if chance else "-"
+            if isinstance(chance, str):  # a baseline the task logs
+                chance = scores["pretrained"][chance]
+            elif chance:
+                chance = chance(num_val, num_classes, cfg)
+            level = "-" if chance is None else f"{chance:.3f}"
             pre, rand = scores["pretrained"][metric], scores["random"][metric]
             rows.append((task, metric, pre, rand, level))
     print("\n| task | metric | pretrained | random | chance |\n|---|---|---|---|---|")
