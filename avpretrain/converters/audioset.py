@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, write_jsonl
+from avpretrain.converters.common import log_missing, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 
 log = logging.getLogger(__name__)
@@ -188,20 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-audioset``; 0 on success, 1 if no clip was written, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.segments_csv,
-            args.class_index,
-            args.videos,
-            args.out,
-            args.pattern,
-            args.untrimmed,
-            not args.no_check_videos,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-audioset: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["clips"] else 1
+    return run_converter(
+        "convert-audioset",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.segments_csv,
+            a.class_index,
+            a.videos,
+            a.out,
+            a.pattern,
+            a.untrimmed,
+            not a.no_check_videos,
+        ),
+        "clips",
+    )

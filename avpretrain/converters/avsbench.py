@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from avpretrain.converters.common import run_converter
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_index
@@ -259,21 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-avsbench``; 0 on success, 1 if no clip was written, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.meta_csv,
-            args.data,
-            args.out,
-            args.subset,
-            args.split,
-            args.sample_rate,
-            args.size,
-            args.shard_size,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-avsbench: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["clips"] else 1
+    return run_converter(
+        "convert-avsbench",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.meta_csv,
+            a.data,
+            a.out,
+            a.subset,
+            a.split,
+            a.sample_rate,
+            a.size,
+            a.shard_size,
+        ),
+        "clips",
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,33 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path) -> int:
             count += 1
     tmp.replace(out)
     return count
+
+
+def run_converter(
+    name: str,
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    convert: Callable[[argparse.Namespace], dict[str, Any]],
+    count_key: str,
+) -> int:
+    """The ``main`` of a converter subcommand: parse, convert, print the summary as JSON.
+
+    Args:
+        name: subcommand name, for error messages (``convert-llp``).
+        parser: the converter's argument parser.
+        argv: command-line arguments (None: ``sys.argv``).
+        convert: runs the conversion from the parsed arguments and returns its summary.
+        count_key: the summary entry counting what was written.
+
+    Returns:
+        0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
+    """
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = convert(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"avpretrain {name}: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0 if summary[count_key] else 1

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, write_jsonl
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -224,20 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-llp``; 0 on success, 1 if no video was found, 2 on bad input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.weak_csv,
-            args.videos,
-            args.out,
-            args.audio_csv,
-            args.visual_csv,
-            args.untrimmed,
-            not args.no_check_videos,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-llp: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["videos"] else 1
+    return run_converter(
+        "convert-llp",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.weak_csv,
+            a.videos,
+            a.out,
+            a.audio_csv,
+            a.visual_csv,
+            a.untrimmed,
+            not a.no_check_videos,
+        ),
+        "videos",
+    )

@@ -24,11 +24,10 @@ import argparse
 import ast
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, write_jsonl
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
 from avpretrain.metrics.music_avqa import parse_type
 
 log = logging.getLogger(__name__)
@@ -192,19 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-music-avqa``; 0 on success, 1 if no video found, 2 on bad input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.question_json,
-            args.videos,
-            args.out,
-            args.clip_seconds,
-            not args.no_check_videos,
-            args.answer_vocab,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-music-avqa: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["videos"] else 1
+    return run_converter(
+        "convert-music-avqa",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.question_json,
+            a.videos,
+            a.out,
+            a.clip_seconds,
+            not a.no_check_videos,
+            a.answer_vocab,
+        ),
+        "videos",
+    )

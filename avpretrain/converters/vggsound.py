@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, write_jsonl
+from avpretrain.converters.common import log_missing, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 
 log = logging.getLogger(__name__)
@@ -225,22 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-vggsound``; 0 on success, 1 if no clip was written, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.vggsound_csv,
-            args.videos,
-            args.out,
-            args.split,
-            args.pattern,
-            args.classes,
-            args.captions,
-            args.untrimmed,
-            not args.no_check_videos,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-vggsound: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["clips"] else 1
+    return run_converter(
+        "convert-vggsound",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.vggsound_csv,
+            a.videos,
+            a.out,
+            a.split,
+            a.pattern,
+            a.classes,
+            a.captions,
+            a.untrimmed,
+            not a.no_check_videos,
+        ),
+        "clips",
+    )

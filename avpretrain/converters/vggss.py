@@ -31,12 +31,11 @@ import argparse
 import json
 import logging
 import math
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, write_jsonl
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows
 
 log = logging.getLogger(__name__)
@@ -256,21 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-vggss``; 0 on success, 1 if no clip was written, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.annotations,
-            args.videos,
-            args.out,
-            args.ids,
-            args.pattern,
-            args.untrimmed,
-            args.seconds,
-            not args.no_check_videos,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-vggss: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["clips"] else 1
+    return run_converter(
+        "convert-vggss",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.annotations,
+            a.videos,
+            a.out,
+            a.ids,
+            a.pattern,
+            a.untrimmed,
+            a.seconds,
+            not a.no_check_videos,
+        ),
+        "clips",
+    )

@@ -21,9 +21,7 @@ Flickr's ``Annotations/*.xml``). Pairs whose image or audio is missing are logge
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from avpretrain.converters.common import run_converter
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.converters.vggss import read_flickr_xml, read_ids, read_vggss
 from avpretrain.data.schema import encode_sample, make_meta
@@ -182,21 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-vggss-pairs``; 0 on success, 1 if no pair was written, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.annotations,
-            args.data,
-            args.out,
-            args.ids,
-            args.size,
-            args.sample_rate,
-            args.centre_seconds,
-            args.shard_size,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-vggss-pairs: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["pairs"] else 1
+    return run_converter(
+        "convert-vggss-pairs",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.annotations,
+            a.data,
+            a.out,
+            a.ids,
+            a.size,
+            a.sample_rate,
+            a.centre_seconds,
+            a.shard_size,
+        ),
+        "pairs",
+    )

@@ -36,16 +36,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avpretrain.converters.common import VideoFinder, log_missing, write_jsonl
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -260,21 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-yt-ntu-avq``; 0 on success, 1 if no video was found, 2 on bad
     input."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(
-            args.meta_csv,
-            args.videos,
-            args.out,
-            args.folds,
-            args.seed,
-            args.group_column,
-            args.clip_seconds or None,
-            not args.no_check_videos,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain convert-yt-ntu-avq: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary["videos"] else 1
+    return run_converter(
+        "convert-yt-ntu-avq",
+        build_parser(),
+        argv,
+        lambda a: convert(
+            a.meta_csv,
+            a.videos,
+            a.out,
+            a.folds,
+            a.seed,
+            a.group_column,
+            a.clip_seconds or None,
+            not a.no_check_videos,
+        ),
+        "videos",
+    )
