@@ -1,7 +1,7 @@
 """Audio-visual video parsing (LLP): which events are heard and which seen, second by second.
 
 A clip is cut into T one-second segments as in question answering
-(:func:`~avpretrain.tasks.music_avqa.segment_inputs`): T equal spans of the fbank, each encoded
+(:func:`~avpretrain.tasks.segments.segment_inputs`): T equal spans of the fbank, each encoded
 on its own by the audio encoder (its sin-cos positions recomputed for the shorter grid), and one
 frame per segment (``num_frames_per_clip: T`` in the data). Each segment's pooled audio and
 visual embeddings go to the HAN + MMIL head (:class:`~avpretrain.heads.parsing.ParsingHead`),
@@ -25,7 +25,7 @@ from torch import Tensor
 from avpretrain.heads.parsing import ParsingHead, parsing_loss
 from avpretrain.metrics.parsing import ParsingMetrics
 from avpretrain.tasks.base import TaskModule
-from avpretrain.tasks.music_avqa import segment_inputs
+from avpretrain.tasks.segments import segment_inputs
 
 _KEYS = ("global_prob", "frame_prob", "audio_gt", "visual_gt")
 

@@ -15,8 +15,9 @@ from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.music_avqa import TYPE_NAMES
-from avpretrain.tasks.music_avqa import MusicAVQATask, load_answers, metric_key, segment_inputs
+from avpretrain.tasks.music_avqa import MusicAVQATask, load_answers, metric_key
 from avpretrain.tasks.music_avqa_targets import question_targets
+from avpretrain.tasks.segments import segment_inputs
 
 from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
 
