@@ -90,15 +90,24 @@ def _questions(split: Path) -> list[dict]:
 
 
 @cache
-def majority_answer_accuracy(world: Path) -> float:
-    """Chance level of question answering: each (modality, type) answered with its most common
-    training answer, scored on the validation questions."""
+def majority_answer_scores(world: Path) -> dict[str, float]:
+    """Chance level of question answering, keyed like the task's logs (``val/acc``, per modality
+    and per type): each (modality, type) answered with its most common training answer."""
+    from avpretrain.metrics.music_avqa import MODALITY_NAMES, TYPE_NAMES
+    from avpretrain.tasks.music_avqa import metric_key
+    from avpretrain.tasks.music_avqa_targets import official_name
+
     by_kind: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for q in _questions(world / "train"):
-        by_kind[q["modality"], q["type"]][q["answer"]] += 1
-    val = _questions(world / "val")
+        by_kind[official_name(q["modality"]), official_name(q["type"])][q["answer"]] += 1
     majority = {kind: counts.most_common(1)[0][0] for kind, counts in by_kind.items()}
-    return sum(majority.get((q["modality"], q["type"])) == q["answer"] for q in val) / len(val)
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for q in _questions(world / "val"):
+        kind = official_name(q["modality"]), official_name(q["type"])
+        hit = majority.get(kind) == q["answer"]
+        for name in ("Overall", MODALITY_NAMES[kind[0]], TYPE_NAMES[kind]):
+            hits[f"val/{metric_key(name)}"].append(hit)
+    return {key: sum(h) / len(h) for key, h in hits.items()}
 
 
 @cache
@@ -139,6 +148,30 @@ def _parsing_chance(metric: str):
     return chance
 
 
+# overall, per modality, per question type (MUSIC-AVQA's printed names)
+QA_ACCURACIES = (
+    "acc",
+    "acc_audio",
+    "acc_visual",
+    "acc_av",
+    "acc_audio_counting",
+    "acc_audio_cmp",
+    "acc_visual_counting",
+    "acc_visual_loc",
+    "acc_av_ext",
+    "acc_av_counting",
+    "acc_av_loc",
+    "acc_av_cmp",
+    "acc_av_temporal",
+)
+
+
+def _majority_chance(metric: str):
+    return lambda n, c, cfg: majority_answer_scores(
+        Path(cfg["data"]["init_args"]["val_urls"]).parent
+    )[metric]
+
+
 # task: (recipe, {metric logged: chance level, a function of the validation size, the classes and
 # the recipe, or the name of a baseline metric the task logs})
 TASKS = {
@@ -164,11 +197,7 @@ TASKS = {
     "separation": ("separation/synth.yaml", {"val/SDR": "val/SDR_mix"}),
     "music_avqa": (
         "music_avqa/synth.yaml",
-        {
-            "val/acc": lambda n, c, cfg: majority_answer_accuracy(
-                Path(cfg["data"]["init_args"]["val_urls"]).parent
-            )
-        },
+        {f"val/{key}": _majority_chance(f"val/{key}") for key in QA_ACCURACIES},
     ),
 }
 
