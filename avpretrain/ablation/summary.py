@@ -110,6 +110,9 @@ def scaling_figure(results: Sequence[dict[str, Any]]) -> Any:
             xs, ys = zip(*sorted(points), strict=True)
             ax.plot(xs, ys, marker="o", label=label)
         ax.set_xscale("log")
+        clips = sorted({r["clips"] for r in results})  # label the measured scales, plainly
+        ax.set_xticks(clips, [str(c) for c in clips])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("training clips")
         ax.set_ylabel(column)
         ax.grid(True, which="both", alpha=0.3)
