@@ -19,12 +19,11 @@ than 10 s at the end of its video), ``labels`` = the class indices in the file's
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import log_missing, read_table, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 
 log = logging.getLogger(__name__)
@@ -45,25 +44,17 @@ def read_class_indices(path: str | Path) -> dict[str, tuple[int, str]]:
         raise FileNotFoundError(f"{path}: class index file not found")
     out: dict[str, tuple[int, str]] = {}
     seen: set[int] = set()
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing} (header {reader.fieldnames}); expected "
-                f"AudioSet's class_labels_indices.csv ({', '.join(INDEX_COLUMNS)})"
-            )
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            mid = (row["mid"] or "").strip()
-            try:
-                index = int(row["index"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{where}: index {row['index']!r} is not an integer") from None
-            if not mid or mid in out or index in seen:
-                raise ValueError(f"{where}: empty or repeated mid {mid!r} / index {index}")
-            seen.add(index)
-            out[mid] = (index, (row["display_name"] or "").strip())
+    expected = f"AudioSet's class_labels_indices.csv ({', '.join(INDEX_COLUMNS)})"
+    for where, row in read_table(path, INDEX_COLUMNS, expected):
+        mid = (row["mid"] or "").strip()
+        try:
+            index = int(row["index"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: index {row['index']!r} is not an integer") from None
+        if not mid or mid in out or index in seen:
+            raise ValueError(f"{where}: empty or repeated mid {mid!r} / index {index}")
+        seen.add(index)
+        out[mid] = (index, (row["display_name"] or "").strip())
     if sorted(seen) != list(range(len(seen))):
         raise ValueError(f"{path}: indices are not 0..{len(seen) - 1}")
     return out

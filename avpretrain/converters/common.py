@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -50,6 +51,32 @@ class VideoFinder:
             if stem in self.by_stem:
                 return self.by_stem[stem]
         return None
+
+
+def read_table(
+    path: str | Path, columns: Iterable[str], expected: str, delimiter: str = ","
+) -> list[tuple[str, dict[str, str]]]:
+    """``(file:line, row)`` pairs of a CSV with a header row, in file order.
+
+    Args:
+        path: the file.
+        columns: columns the header must hold (others may follow).
+        expected: what the file should be, for the error message.
+        delimiter: ``","``, or ``"\t"`` for tab-separated files.
+
+    Raises:
+        ValueError: a column is missing, naming the file, its header and ``expected``.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports' BOM
+        reader = csv.DictReader(f, delimiter=delimiter)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path}: missing column(s) {missing} (header {reader.fieldnames}); "
+                f"expected {expected}"
+            )
+        return [(f"{path}:{reader.line_num}", row) for row in reader]
 
 
 def log_missing(missing: list[str], video_dir: Path) -> None:

@@ -24,12 +24,17 @@ truth the official evaluation builds.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    VideoFinder,
+    log_missing,
+    read_table,
+    run_converter,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +92,8 @@ def _parsed_id(name: str) -> list[str]:
 
 def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
     """(``file:line``, row) pairs of a tab-separated file with a header, checking its columns."""
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing} (header {reader.fieldnames}); expected a "
-                f"tab-separated LLP file with columns {list(columns)}"
-            )
-        return [(f"{path}:{reader.line_num}", row) for row in reader]
+    expected = f"a tab-separated LLP file with columns {list(columns)}"
+    return read_table(path, columns, expected, delimiter="\t")
 
 
 def _class(name: str, where: str) -> int:

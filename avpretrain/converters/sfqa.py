@@ -32,13 +32,18 @@ videos are left out, so a partial download gets the same folds as the full one.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    VideoFinder,
+    log_missing,
+    read_table,
+    run_converter,
+    write_jsonl,
+)
 from avpretrain.quality.kfold import assign_folds
 
 log = logging.getLogger(__name__)
@@ -50,16 +55,7 @@ GROUP_BY = ("both", "image", "audio")
 
 def read_rows(path: str | Path) -> list[tuple[str, dict[str, str]]]:
     """(``file:line``, row) pairs of the CSV, checking the required columns."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing} (header {reader.fieldnames}); expected "
-                f"the SFQA layout {list(REQUIRED)} (+ optional method)"
-            )
-        return [(f"{path}:{reader.line_num}", row) for row in reader]
+    return read_table(path, REQUIRED, f"the SFQA layout {list(REQUIRED)} (+ optional method)")
 
 
 def _mos(row: dict[str, str], column: str, where: str) -> float:

@@ -19,13 +19,12 @@ the label text, ``labels`` = ``[class index]``; with a captions file also ``capt
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import log_missing, read_table, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 
 log = logging.getLogger(__name__)
@@ -93,12 +92,8 @@ def read_class_list(path: str | Path) -> list[str]:
 
 def read_captions(path: str | Path) -> dict[str, str]:
     """Captions by clip id from a CSV with a header holding ``id`` and ``caption``."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"id", "caption"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path}: needs the columns 'id' and 'caption' ({reader.fieldnames})")
-        return {row["id"].strip(): row["caption"].strip() for row in reader if row["id"]}
+    rows = read_table(path, ("id", "caption"), "a captions CSV with columns id, caption")
+    return {row["id"].strip(): row["caption"].strip() for _, row in rows if row["id"]}
 
 
 def classes_path(out: str | Path) -> Path:

@@ -35,7 +35,6 @@ gets the same folds as the full one.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 from pathlib import Path
@@ -43,7 +42,13 @@ from typing import Any
 
 import numpy as np
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    VideoFinder,
+    log_missing,
+    read_table,
+    run_converter,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +90,7 @@ def _split(value: str | None) -> list[str]:
 
 def read_meta(path: str | Path) -> list[tuple[str, dict[str, str]]]:
     """(``file:line``, row) pairs of the metadata CSV, checking the required columns."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing} (header {reader.fieldnames}); expected "
-                "YT-NTU-AVQ's meta_info CSV"
-            )
-        return [(f"{path}:{reader.line_num}", row) for row in reader]
+    return read_table(path, REQUIRED, "YT-NTU-AVQ's meta_info CSV")
 
 
 def annotations_of(row: dict[str, str], where: str) -> dict[str, Any]:
