@@ -44,7 +44,7 @@ from avpretrain.converters.common import (
     run_converter,
     write_jsonl,
 )
-from avpretrain.quality.kfold import assign_folds
+from avpretrain.quality.folds import assign_folds
 
 log = logging.getLogger(__name__)
 

@@ -36,13 +36,11 @@ from typing import Any
 
 import yaml
 
-from avpretrain.converters.yt_ntu_avq import assign_folds
 from avpretrain.metrics.quality import METRIC_NAMES, fold_summary
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "assign_folds",
     "fold_metrics",
     "fold_recipe",
     "fold_urls",

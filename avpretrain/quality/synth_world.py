@@ -40,7 +40,7 @@ from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synth_clip import SPLITS, clip_meta, render_clip
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
-from avpretrain.quality.kfold import assign_folds
+from avpretrain.quality.folds import assign_folds
 
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "quality"
@@ -172,7 +172,7 @@ def write_quality_folds(
     """Write ``cfg.clips`` quality clips (the train split's streams) dealt to ``folds`` folds.
 
     Each clip is its own group (no two clips share a source), dealt by
-    :func:`~avpretrain.quality.kfold.assign_folds` with the world seed.
+    :func:`~avpretrain.quality.folds.assign_folds` with the world seed.
 
     Args:
         out_dir: output folder; gets ``fold0/ .. fold{folds-1}/``, each with shards and an

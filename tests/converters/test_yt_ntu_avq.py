@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from avpretrain.cli import main as cli_main
-from avpretrain.converters.yt_ntu_avq import assign_folds, convert
+from avpretrain.converters.yt_ntu_avq import convert
 from avpretrain.data.manifest import read_inputs
+from avpretrain.quality.folds import assign_folds
 
 HEADER = (
     "seq_name,score_all,score_v,score_a,av_weight,std_all,std_v,std_a,std_av_weight,pretest,"
