@@ -101,6 +101,23 @@ def choose_frames(
     return positions.floor().long().clamp(0, num_frames - 1).tolist()
 
 
+def single_frame_index(sample: dict[str, Any], what: str) -> int:
+    """The index of the one stored frame the loader chose for ``sample`` (``__frame_indices__``).
+
+    Spatial targets (masks, boxes) are drawn at that frame.
+
+    Raises:
+        ValueError: naming the clip, when the loader chose no frame or several.
+    """
+    indices = sample.get("__frame_indices__")
+    if not indices or len(indices) != 1:
+        raise ValueError(
+            f"{sample.get('__key__')}: {what} targets need exactly one frame per clip "
+            f"(num_frames_per_clip: 1), got frame indices {indices}"
+        )
+    return int(indices[0])
+
+
 def waveform_samples(cfg: FbankConfig) -> int:
     """Waveform length that gives exactly ``cfg.target_frames`` Kaldi frames."""
     return (cfg.target_frames - 1) * cfg.window_shift + cfg.window_size

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from avpretrain.data.samples import single_frame_index
 from avpretrain.data.schema import GT_EXT
 from avpretrain.data.video import mask_transform
 from avpretrain.metrics.localization import flickr_gt_map, vggss_gt_map
@@ -93,16 +94,6 @@ def boxes_to_crop(
     return out
 
 
-def _frame_index(sample: dict[str, Any]) -> int:
-    indices = sample.get("__frame_indices__")
-    if not indices or len(indices) != 1:
-        raise ValueError(
-            f"{sample.get('__key__')}: localization targets need exactly one frame per clip "
-            f"(num_frames_per_clip: 1), got frame indices {indices}"
-        )
-    return int(indices[0])
-
-
 def _result(gt_map: Tensor) -> dict[str, Tensor]:
     return {"gt_map": gt_map, "has_gt": torch.tensor(bool(gt_map.sum() > 0))}
 
@@ -120,7 +111,7 @@ def synth_localization_targets(
     Returns:
         ``{"gt_map": [S, S] float32 0/1, "has_gt": bool}``.
     """
-    idx = _frame_index(sample)
+    idx = single_frame_index(sample, "localization")
     if GT_EXT not in sample:
         raise ValueError(
             f"{sample.get('__key__')} ({sample.get('__url__')}): no {GT_EXT} member; list it "
@@ -152,7 +143,7 @@ def _box_targets(
             f"{key} ({sample.get('__url__')}): no annotations.boxes in the clip JSON; evaluation "
             f"clips need them (an empty list for a clip with no visible source)"
         )
-    _frame_index(sample)
+    single_frame_index(sample, "localization")
     try:
         with Image.open(io.BytesIO(sample["__frames__"][0])) as frame:  # reads the header only
             width, height = frame.width, frame.height

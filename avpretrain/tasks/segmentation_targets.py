@@ -33,19 +33,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from avpretrain.data.samples import single_frame_index
 from avpretrain.data.schema import GT_EXT
 from avpretrain.data.synth_scene import second_of
 from avpretrain.data.video import mask_transform
-
-
-def _frame_index(sample: dict[str, Any]) -> int:
-    indices = sample.get("__frame_indices__")
-    if not indices or len(indices) != 1:
-        raise ValueError(
-            f"{sample.get('__key__')}: segmentation targets need exactly one frame per clip "
-            f"(num_frames_per_clip: 1), got frame indices {indices}"
-        )
-    return int(indices[0])
 
 
 def _member(sample: dict[str, Any], name: str) -> bytes:
@@ -68,7 +59,7 @@ def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) 
     Returns:
         ``{"mask": [S, S] float32}``.
     """
-    idx = _frame_index(sample)
+    idx = single_frame_index(sample, "segmentation")
     with np.load(io.BytesIO(_member(sample, GT_EXT))) as gt:
         masks = gt["masks"]
     objects = meta["synthetic"]["objects"]
@@ -95,7 +86,7 @@ def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) ->
         ``{"mask": [S, S] float32}``.
     """
     key = sample.get("__key__")
-    name = f"m{_frame_index(sample):02d}.png"
+    name = f"m{single_frame_index(sample, 'segmentation'):02d}.png"
     try:
         with Image.open(io.BytesIO(_member(sample, name))) as img:
             # palette PNGs: the index is the label (a palette colour may be black)
