@@ -1,7 +1,11 @@
-"""Task recipes shrunk to the tiny world, and a tiny exported encoder file."""
+"""Task recipes shrunk to the tiny world, a tiny exported encoder file, and running them."""
 
 from __future__ import annotations
 
+import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +63,25 @@ def task_recipe(recipe: str, world: Path, run_dir: Path, **model: Any) -> dict[s
 def write(cfg: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def logged_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of the CSVLogger's ``metrics.csv`` under ``run_dir``."""
+    with next(run_dir.glob("**/metrics.csv")).open() as f:
+        return list(csv.DictReader(f))
+
+
+def fit_in_subprocess(config: Path, run_dir: Path) -> list[dict[str, str]]:
+    """``avpretrain fit --config config`` in a fresh process (DDP spawns need one); its logged
+    rows. Fails the test, with the end of stderr, if the command fails."""
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "avpretrain.cli", "fit", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return logged_rows(run_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, replace
 
@@ -25,7 +24,7 @@ from avpretrain.tasks.av_quality import AVQualityTask, mos_level
 from avpretrain.tasks.av_quality_targets import MOSTargets
 from tests.conftest import TINY_WORLD
 
-from .helpers import BACKBONE, ROOT, task_recipe, write
+from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, write
 
 QUALITY_WORLD = replace(TINY_WORLD, clips=16, val_clips=8, num_frames=8)
 
@@ -114,7 +113,7 @@ def test_more_severe_clip_scores_lower_and_looks_worse():
 
 
 def _val_rows(run_dir, target="overall"):
-    rows = list(csv.DictReader(next(run_dir.glob("**/metrics.csv")).open()))
+    rows = logged_rows(run_dir)
     return [r for r in rows if r.get(f"val/{target}/SRCC")]
 
 

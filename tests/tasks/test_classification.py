@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 
@@ -12,7 +10,7 @@ from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.backbone import encoder_layers, layer_decay_groups
 from avpretrain.tasks.classification import ClassificationTask
 
-from .helpers import BACKBONE, task_recipe, tiny_encoders, write
+from .helpers import BACKBONE, logged_rows, task_recipe, tiny_encoders, write
 
 
 def _classes(cfg, n):
@@ -22,7 +20,7 @@ def _classes(cfg, n):
 
 
 def _metrics(run_dir):
-    rows = list(csv.DictReader(next(run_dir.glob("**/metrics.csv")).open()))
+    rows = logged_rows(run_dir)
     return [r for r in rows if r.get("val/acc")]
 
 

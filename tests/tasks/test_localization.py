@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 import tarfile
 from types import SimpleNamespace
 
@@ -32,7 +28,7 @@ from avpretrain.tasks.localization_targets import (
     vggss_box_targets,
 )
 
-from .helpers import BACKBONE, ROOT, task_recipe, write
+from .helpers import BACKBONE, ROOT, fit_in_subprocess, logged_rows, task_recipe, write
 
 
 def _raw_samples(shard_dir):
@@ -170,7 +166,7 @@ def test_localization_through_cli_logs_metrics_in_range(tiny_world, tmp_path):
     assert cfg["data"]["init_args"]["extra_members"] == ["gt.npz"]
     cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "loc.yaml"))])
     assert cli.trainer.global_step > 0
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = logged_rows(tmp_path / "run")
     names = ["val/cIoU", "val/AUC", "val/slavc_precision", "val/slavc_AP", "val/slavc_F1"]
     logged = [r for r in rows if r.get("val/cIoU")]
     assert len(logged) == 2
@@ -237,17 +233,7 @@ def test_two_process_ddp_scores_the_whole_validation_set(tiny_world, tmp_path):
     cfg["trainer"].update(strategy="ddp", devices=2, accelerator="cpu", max_epochs=1)
     cfg["data"]["init_args"]["batch_size"] = 4  # 8 val clips: one batch of 4 per rank
     path = write(cfg, tmp_path / "ddp.yaml")
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, "-m", "avpretrain.cli", "fit", "--config", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = fit_in_subprocess(path, tmp_path / "run")
     logged = [r for r in rows if r.get("val/slavc_precision")]
     assert len(logged) == 1
     # 8 clips + 8 non-sounding pairs (4 + 4 on each rank), scored together

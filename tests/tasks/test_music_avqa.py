@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -19,7 +18,7 @@ from avpretrain.tasks.music_avqa import MusicAVQATask, load_answers, metric_key
 from avpretrain.tasks.music_avqa_targets import question_targets
 from avpretrain.tasks.segments import segment_inputs
 
-from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
+from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
 
 def _metas(directory):
@@ -147,7 +146,7 @@ def test_linear_probe_through_cli_scores_every_val_question(tiny_world, tmp_path
     for name, value in before.items():
         assert torch.equal(after[name], value), name
     assert cli.trainer.global_step > 0
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = logged_rows(tmp_path / "run")
     (val,) = [r for r in rows if r.get("val/acc")]
     total = sum(len(m["synthetic"]["questions"]) for m in _metas(tiny_world / "val"))
     assert float(val["val/questions"]) == total

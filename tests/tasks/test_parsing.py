@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 
@@ -14,7 +12,7 @@ from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.parsing import ParsingTask, metric_key
 from avpretrain.tasks.parsing_targets import parsing_targets
 
-from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
+from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
 CLASSES, SECONDS = 4, 2  # the tiny world
 
@@ -87,7 +85,7 @@ def test_targets_refuse_a_segment_count_other_than_the_clip_seconds():
 
 
 def _val_rows(run_dir):
-    rows = list(csv.DictReader(next(run_dir.glob("**/metrics.csv")).open()))
+    rows = logged_rows(run_dir)
     return [r for r in rows if r.get("val/segment_type_at_av")]
 
 

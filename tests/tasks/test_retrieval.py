@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -18,7 +13,15 @@ from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.retrieval import RetrievalTask, retrieval_scores
 from avpretrain.tasks.retrieval_targets import caption_targets
 
-from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
+from .helpers import (
+    BACKBONE,
+    ROOT,
+    fit_in_subprocess,
+    logged_rows,
+    task_recipe,
+    tiny_encoders,
+    write,
+)
 
 DIRECTIONS = ("a2v", "v2a", "t2av", "av2t")
 RECALLS = ("R1", "R5", "R10")
@@ -44,7 +47,7 @@ def test_linear_probe_through_cli_logs_every_metric(tiny_world, tmp_path):
     fresh = TextEncoder(width=32, depth=1, num_heads=4, max_length=96)
     trained = cli.model.head.text_encoder.token_embed.weight.detach()
     assert not torch.allclose(trained, fresh.token_embed.weight)  # the text tower trained
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = logged_rows(tmp_path / "run")
     val = [r for r in rows if r.get("val/a2v_R1")]
     assert len(val) == 2
     for row in val:
@@ -162,17 +165,7 @@ def test_two_process_ddp_ranks_the_whole_validation_set(tiny_world, tmp_path):
     head = cfg["model"]["init_args"]["head"]["init_args"]
     head["text_encoder"]["init_args"] = {"width": 32, "depth": 1, "num_heads": 4, "max_length": 96}
     path = write(cfg, tmp_path / "ddp.yaml")
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, "-m", "avpretrain.cli", "fit", "--config", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = fit_in_subprocess(path, tmp_path / "run")
     val = [r for r in rows if r.get("val/gallery_size")]
     # each rank validates 4 of the 8 clips; the metrics rank all 8
     assert [float(r["val/gallery_size"]) for r in val] == [8.0]

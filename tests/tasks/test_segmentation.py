@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tarfile
@@ -23,7 +22,7 @@ from avpretrain.tasks.segmentation_targets import (
     synth_mask_targets,
 )
 
-from .helpers import BACKBONE, task_recipe, write
+from .helpers import BACKBONE, logged_rows, task_recipe, write
 
 
 def _raw_samples(shard_dir):
@@ -137,7 +136,7 @@ def test_bce_training_through_cli_logs_whole_set_miou_and_f(tiny_world, tmp_path
     cfg["trainer"].update(max_epochs=1, num_sanity_val_steps=0)  # the file's time budget
     cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "seg.yaml"))])
     assert cli.trainer.global_step > 0
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = logged_rows(tmp_path / "run")
     scores = [(float(r["val/mIoU"]), float(r["val/F"])) for r in rows if r.get("val/mIoU")]
     assert len(scores) == 1 and all(0.0 <= v <= 1.0 for pair in scores for v in pair)
     # the logged values are the mean over every val clip of the per-clip (one-frame video) scores

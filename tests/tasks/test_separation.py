@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tarfile
@@ -30,7 +29,7 @@ from avpretrain.tasks.separation_stft import (
 )
 from avpretrain.tasks.separation_targets import SeparationTargets, SynthObjectTargets
 
-from .helpers import BACKBONE, ROOT, task_recipe, tiny_encoders, write
+from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
 
 def _sop_warpgrid(bs, height, width, warp=True):
@@ -205,7 +204,7 @@ def test_mix_and_separate_through_cli_logs_sdr_and_keeps_encoders(tiny_world, tm
     before = torch.load(encoders, weights_only=False)
     cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "sep.yaml"))])
     assert cli.trainer.global_step > 0
-    rows = list(csv.DictReader(next((tmp_path / "run").glob("**/metrics.csv")).open()))
+    rows = logged_rows(tmp_path / "run")
     logged = [r for r in rows if r.get("val/SDR")]
     assert len(logged) == 1
     for key in ("val/SDR", "val/SIR", "val/SAR", "val/SDR_mix"):
