@@ -6,11 +6,14 @@ import csv
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
+from PIL import Image
 
 from avpretrain.export import save_encoders
 from avpretrain.models import AVMAE
@@ -85,3 +88,24 @@ def fit_in_subprocess(config: Path, run_dir: Path) -> list[dict[str, str]]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return logged_rows(run_dir)
+
+
+def raw_samples(shard_dir: Path) -> dict[str, dict[str, Any]]:
+    """Raw members of every sample in a folder's shards (``__key__`` plus bytes by extension),
+    by key, read with ``tarfile`` alone."""
+    samples: dict[str, dict[str, Any]] = {}
+    for path in sorted(shard_dir.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                key, ext = member.name.split(".", 1)
+                samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
+    return samples
+
+
+def pil_nearest(mask: np.ndarray, size: int) -> np.ndarray:
+    """Reference: PIL nearest resize of the short side to ``size``, centre crop (tv rounding)."""
+    h, w = mask.shape
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    out = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.NEAREST))
+    top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
+    return out[top : top + size, left : left + size]

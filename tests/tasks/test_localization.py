@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import tarfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,27 +27,16 @@ from avpretrain.tasks.localization_targets import (
     vggss_box_targets,
 )
 
-from .helpers import BACKBONE, ROOT, fit_in_subprocess, logged_rows, task_recipe, write
-
-
-def _raw_samples(shard_dir):
-    """Raw members of every sample in a folder's shards, by key."""
-    samples: dict[str, dict] = {}
-    for path in sorted(shard_dir.glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                key, ext = member.name.split(".", 1)
-                samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
-    return samples
-
-
-def _pil_nearest(mask: np.ndarray, size: int) -> np.ndarray:
-    """Reference: PIL nearest resize of the short side to ``size``, centre crop (tv rounding)."""
-    h, w = mask.shape
-    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
-    out = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.NEAREST))
-    top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
-    return out[top : top + size, left : left + size]
+from .helpers import (
+    BACKBONE,
+    ROOT,
+    fit_in_subprocess,
+    logged_rows,
+    pil_nearest,
+    raw_samples,
+    task_recipe,
+    write,
+)
 
 
 def test_synth_targets_through_the_loader_are_the_sounding_objects_in_view(tiny_world):
@@ -66,7 +54,7 @@ def test_synth_targets_through_the_loader_are_the_sounding_objects_in_view(tiny_
         fbank=FbankConfig(target_frames=192),
     )
     batch = next(iter(dm.val_dataloader()))
-    raw = _raw_samples(tiny_world / "val")
+    raw = raw_samples(tiny_world / "val")
     silent_excluded = 0
     for key, gt_map, has_gt in zip(batch["key"], batch["gt_map"], batch["has_gt"], strict=True):
         meta = json.loads(raw[key]["json"])
@@ -74,11 +62,11 @@ def test_synth_targets_through_the_loader_are_the_sounding_objects_in_view(tiny_
         idx = meta["num_frames"] // 2  # the evaluation frame
         objects = meta["synthetic"]["objects"]
         ids = [i + 1 for i, o in enumerate(objects) if o["sounding"] and o["on_screen"]]
-        want = _pil_nearest(np.isin(masks[idx], ids).astype(np.uint8) * 255, size) > 0
+        want = pil_nearest(np.isin(masks[idx], ids).astype(np.uint8) * 255, size) > 0
         assert torch.equal(gt_map, torch.from_numpy(want).float()), key
         assert bool(has_gt) == bool(want.any())
         for i, o in enumerate(objects):
-            obj = _pil_nearest((masks[idx] == i + 1).astype(np.uint8) * 255, size) > 0
+            obj = pil_nearest((masks[idx] == i + 1).astype(np.uint8) * 255, size) > 0
             if not o["sounding"] and obj.any():
                 assert gt_map[torch.from_numpy(obj)].sum() == 0
                 silent_excluded += 1
@@ -95,7 +83,7 @@ def test_crop_of_a_wide_frame_matches_pil_and_moves_boxes_with_it():
     rng = np.random.default_rng(0)
     mask = (rng.random((32, 48)) > 0.5).astype(np.uint8)
     got = mask_transform(torch.from_numpy(mask), 16)
-    assert torch.equal(got, torch.from_numpy(_pil_nearest(mask * 255, 16) > 0).float())
+    assert torch.equal(got, torch.from_numpy(pil_nearest(mask * 255, 16) > 0).float())
     # 48 x 32 -> 24 x 16, crop columns 4..20: x 0.25 -> (6 - 4) / 16, x 0.75 -> (18 - 4) / 16
     crop = boxes_to_crop([[0.25, 0.5, 0.75, 1.0]], width=48, height=32, size=16)
     assert crop == [pytest.approx([0.125, 0.5, 0.875, 1.0])]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,32 +21,12 @@ from avpretrain.tasks.segmentation_targets import (
     synth_mask_targets,
 )
 
-from .helpers import BACKBONE, logged_rows, task_recipe, write
-
-
-def _raw_samples(shard_dir):
-    """Raw members of every sample in a folder's shards, grouped by key."""
-    samples: dict[str, dict] = {}
-    for path in sorted(shard_dir.glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                key, ext = member.name.split(".", 1)
-                samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
-    return list(samples.values())
-
-
-def _pil_nearest(mask: np.ndarray, size: int) -> np.ndarray:
-    """Reference: PIL nearest resize of the short side to ``size``, centre crop (tv rounding)."""
-    h, w = mask.shape
-    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
-    out = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.NEAREST))
-    top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
-    return out[top : top + size, left : left + size]
+from .helpers import BACKBONE, logged_rows, pil_nearest, raw_samples, task_recipe, write
 
 
 def test_synth_targets_are_the_heard_on_screen_objects(tiny_world):
     checked = excluded_silent = 0
-    for raw in _raw_samples(tiny_world / "val"):
+    for raw in raw_samples(tiny_world / "val").values():
         meta = json.loads(raw["json"])
         masks = np.load(io.BytesIO(raw["gt.npz"]))["masks"]
         objects = meta["synthetic"]["objects"]
@@ -63,7 +42,7 @@ def test_synth_targets_are_the_heard_on_screen_objects(tiny_world):
             for size in (32, 16):
                 got = synth_mask_targets(sample, meta, SimpleNamespace(frame_size=size))["mask"]
                 assert got.dtype == torch.float32 and got.shape == (size, size)
-                ref = _pil_nearest(want.astype(np.uint8), size)
+                ref = pil_nearest(want.astype(np.uint8), size)
                 np.testing.assert_array_equal(got.numpy(), ref)
             checked += int(want.any())
     assert checked > 0 and excluded_silent > 0  # both cases occur, so the test discriminates
@@ -73,7 +52,7 @@ def test_mask_transform_matches_pil_on_a_non_square_mask():
     rng = np.random.default_rng(0)
     mask = (rng.random((20, 30)) > 0.5).astype(np.uint8)
     got = mask_transform(torch.from_numpy(mask * 255), 12)
-    np.testing.assert_array_equal(got.numpy(), _pil_nearest(mask, 12))
+    np.testing.assert_array_equal(got.numpy(), pil_nearest(mask, 12))
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -95,7 +74,7 @@ def test_png_targets_read_the_chosen_frames_mask():
         "m01.png": _png(masks[1]),
     }
     got = png_mask_targets(sample, {}, SimpleNamespace(frame_size=10))["mask"]
-    np.testing.assert_array_equal(got.numpy(), _pil_nearest(masks[1] // 255, 10))
+    np.testing.assert_array_equal(got.numpy(), pil_nearest(masks[1] // 255, 10))
     sample.pop("m01.png")
     with pytest.raises(ValueError, match="no m01.png member"):
         png_mask_targets(sample, {}, SimpleNamespace(frame_size=10))

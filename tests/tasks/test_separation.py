@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,7 +27,7 @@ from avpretrain.tasks.separation_stft import (
 )
 from avpretrain.tasks.separation_targets import SeparationTargets, SynthObjectTargets
 
-from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
+from .helpers import BACKBONE, ROOT, logged_rows, raw_samples, task_recipe, tiny_encoders, write
 
 
 def _sop_warpgrid(bs, height, width, warp=True):
@@ -122,19 +120,8 @@ def test_mix_pairs_and_target_rules():
     torch.testing.assert_close(dom[0, :, 0], torch.tensor([[1.0, 1, 0], [0, 1, 1]]))
 
 
-def _raw_samples(shard_dir: Path) -> list[dict]:
-    """Raw members of every sample in a folder's shards."""
-    samples: dict[str, dict] = {}
-    for path in sorted(shard_dir.glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                key, ext = member.name.split(".", 1)
-                samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
-    return list(samples.values())
-
-
 def test_targets_resample_around_the_chosen_frame(tiny_world):
-    raw = _raw_samples(tiny_world / "val")[0]
+    raw = next(iter(raw_samples(tiny_world / "val").values()))
     meta = json.loads(raw["json"])
     audio, rate = sf.read(io.BytesIO(raw["flac"]), dtype="float32")
     ref = torchaudio.functional.resample(torch.from_numpy(audio), rate, 11025)
@@ -154,7 +141,7 @@ def test_targets_resample_around_the_chosen_frame(tiny_world):
 
 
 def test_object_targets_give_the_objects_source_and_frame(tiny_world):
-    for raw in _raw_samples(tiny_world / "val"):  # a clip with an interfering source
+    for raw in raw_samples(tiny_world / "val").values():  # a clip with an interfering source
         meta = json.loads(raw["json"])
         gt = np.load(io.BytesIO(raw["gt.npz"]))
         objects = meta["synthetic"]["objects"]
