@@ -16,9 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avpretrain.curation.cli import read_raw_samples
 from avpretrain.data.schema import JSON_EXT
-from avpretrain.data.shards import read_index
+from avpretrain.data.shards import read_index, read_raw_samples
 from avpretrain.metrics.localization import binarize_heatmap, ciou, localization_summary
 
 

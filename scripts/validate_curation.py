@@ -32,7 +32,7 @@ from avpretrain.curation import cli as curate_cli
 from avpretrain.curation.filter import parse_thresholds
 from avpretrain.curation.text_tower import save_text_tower, tower_from_checkpoint
 from avpretrain.curation.validation import check_stages, to_markdown
-from avpretrain.data.shards import read_index, write_index, write_shard
+from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
 from avpretrain.data.synth import write_world
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.export import model_from_checkpoint, save_encoders
@@ -48,7 +48,7 @@ def clean_copy(source: Path, out: Path) -> int:
     for shard in read_index(source)["shards"]:
         samples = (
             s
-            for s in curate_cli.read_raw_samples(shard["url"])
+            for s in read_raw_samples(shard["url"])
             if not json.loads(s["json"])["synthetic"].get("corruption")
         )
         counts[shard["name"]] = write_shard(out / shard["name"], samples)
@@ -81,7 +81,7 @@ def mark_visible_shifts(records: list[dict[str, Any]], split: Path) -> int:
     metas = {
         s["__key__"]: json.loads(s["json"])
         for shard in read_index(split)["shards"]
-        for s in curate_cli.read_raw_samples(shard["url"])
+        for s in read_raw_samples(shard["url"])
     }
     count = 0
     for r in records:

@@ -21,9 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from avpretrain.ablation.grid import Point
-from avpretrain.curation.cli import read_raw_samples
 from avpretrain.curation.filter import STAGES, filter_scores
-from avpretrain.data.shards import INDEX_NAME, read_index, shard_name, write_index, write_shard
+from avpretrain.data.shards import (
+    INDEX_NAME,
+    read_index,
+    read_raw_samples,
+    shard_name,
+    write_index,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 ClipId = tuple[str, str]  # (shard name, key)

@@ -26,14 +26,11 @@ import json
 import logging
 import os
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-import webdataset as wds
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from avpretrain.curation.embedders import AVMAEEmbedder, supports
 from avpretrain.curation.filter import STAGES, filter_scores, parse_thresholds
@@ -42,26 +39,11 @@ from avpretrain.curation.report import write_report
 from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
 from avpretrain.curation.text_tower import load_text_tower
 from avpretrain.data.schema import JSON_EXT, decode_flac, frame_exts
-from avpretrain.data.shards import read_index, write_index, write_shard
+from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
 from avpretrain.data.video import decode_jpeg
 
 log = logging.getLogger(__name__)
 SCORES_DIR = "scores"
-
-
-def read_raw_samples(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Raw samples of one tar shard (``__key__`` plus bytes by extension), in stored order.
-
-    Raises:
-        ValueError: naming the shard, when it is not a readable tar.
-    """
-    with open(path, "rb") as stream:
-        files = tar_file_expander([{"url": str(path), "stream": stream}], wds.reraise_exception)
-        try:
-            for sample in group_by_keys(files, handler=wds.reraise_exception):
-                yield {k: v for k, v in sample.items() if k == "__key__" or not k.startswith("__")}
-        except tarfile.TarError as err:
-            raise ValueError(f"{path}: not a readable tar shard: {err}") from err
 
 
 def decode_clip(sample: dict[str, Any], shard: str) -> tuple[ClipInput, dict[str, Any]]:

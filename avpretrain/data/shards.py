@@ -1,4 +1,4 @@
-"""Writing shards atomically and the shard index that lists them.
+"""Writing shards atomically, the shard index that lists them, and reading a shard back raw.
 
 A shard is written to ``<name>.tmp`` and renamed when complete, so a killed writer never leaves a
 truncated ``.tar`` that looks finished; a rerun sees which shards exist and skips them. The index
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 INDEX_NAME = "index.json"
 
@@ -92,3 +94,18 @@ def read_index(path: str | Path) -> dict[str, Any]:
     for shard in index["shards"]:
         shard["url"] = str(path.parent / shard["name"])
     return index
+
+
+def read_raw_samples(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Raw samples of one tar shard (``__key__`` plus bytes by extension), in stored order.
+
+    Raises:
+        ValueError: naming the shard, when it is not a readable tar.
+    """
+    with open(path, "rb") as stream:
+        files = tar_file_expander([{"url": str(path), "stream": stream}], wds.reraise_exception)
+        try:
+            for sample in group_by_keys(files, handler=wds.reraise_exception):
+                yield {k: v for k, v in sample.items() if k == "__key__" or not k.startswith("__")}
+        except tarfile.TarError as err:
+            raise ValueError(f"{path}: not a readable tar shard: {err}") from err

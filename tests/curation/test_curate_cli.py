@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from avpretrain.cli import main as avpretrain_main
-from avpretrain.curation.cli import read_raw_samples
-from avpretrain.data.shards import read_index
+from avpretrain.data.shards import read_index, read_raw_samples
 from avpretrain.export import save_encoders
 from avpretrain.models import AVMAE
 

@@ -1,4 +1,4 @@
-"""music_avqa: question targets (synthetic and converted MUSIC-AVQA), segmenting, the task via CLI."""
+"""music_avqa: question targets (synthetic and converted MUSIC-AVQA), segments, the CLI run."""
 
 from __future__ import annotations
 
