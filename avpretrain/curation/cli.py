@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from avpretrain.curation.embedders import AVMAEEmbedder, supports
+from avpretrain.curation.embedders import AV_SPACES, AVMAEEmbedder, supports
 from avpretrain.curation.filter import STAGES, filter_scores, parse_thresholds
 from avpretrain.curation.plugins import load_plugin
 from avpretrain.curation.report import write_report
@@ -189,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint (with --text-config) for the own model's text_av caption score",
     )
     p.add_argument("--text-config", help="the fit YAML of a --text-encoder checkpoint")
+    p.add_argument(
+        "--av-space",
+        choices=AV_SPACES,
+        default="pooled",
+        help="space of the own model's instance and temporal scores: the encoders' pooled "
+        "embeddings, or the --text-encoder's audio and video projections (retrieval)",
+    )
     p.add_argument("--clap", help="local CLAP folder for text-audio scores")
     p.add_argument(
         "--plugin",
@@ -232,9 +239,11 @@ def _models(args: argparse.Namespace) -> tuple[ScoreModels, dict[str, Any]]:
         tower = None
         if args.text_encoder:
             tower = load_text_tower(args.text_encoder, args.text_config)
-        own = AVMAEEmbedder.from_file(args.encoders, args.device, text_tower=tower)
+        own = AVMAEEmbedder.from_file(args.encoders, args.device, tower, args.av_space)
         models.audio_visual = own
         signature["audio_visual"] = _identity("own", args.encoders)
+        if args.av_space == "retrieval":
+            signature["audio_visual"] += _identity("own-retrieval", args.text_encoder)
         if tower is not None:
             models.text_av = own
             signature["text_av"] = _identity("own-text", args.text_encoder)

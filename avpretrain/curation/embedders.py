@@ -24,6 +24,7 @@ from avpretrain.export import encoder_state, load_encoders
 from avpretrain.models import AVMAE
 
 Waveforms = Sequence[np.ndarray] | Sequence[Tensor] | Tensor
+AV_SPACES = ("pooled", "retrieval")
 
 
 @runtime_checkable
@@ -96,6 +97,11 @@ class AVMAEEmbedder:
     :meth:`embed_audio` or :meth:`embed_frames` (another space), so this embedder serves the
     ``text_av`` score, not ``text_audio`` / ``text_visual``.
 
+    Audio and frames are embedded in one of two spaces (``av_space``): ``pooled``, the encoders'
+    pooled embeddings (aligned by the pretraining's contrastive term), or ``retrieval``, the
+    tower's audio and video projections of its own backbone's pooled embeddings (trained
+    against each other by the retrieval task: the sharper space when the tower was fitted).
+
     Args:
         model: an AV-MAE (e.g. from :func:`avpretrain.export.load_encoders`).
         text_tower: optional caption side of a retrieval head trained on an AV-MAE with the
@@ -103,9 +109,11 @@ class AVMAEEmbedder:
             ``model``'s, as after a linear probe, ``model`` is reused).
         fbank: feature settings; ``num_mel_bins`` and ``target_frames`` are taken from the model.
         device: where the model runs.
+        av_space: ``pooled`` or ``retrieval`` (needs ``text_tower``).
 
     Raises:
-        ValueError: the tower's backbone takes other input sizes than ``model``.
+        ValueError: the tower's backbone takes other input sizes than ``model``, or
+            ``av_space`` is unknown or needs a tower this embedder lacks.
     """
 
     name = "own"
@@ -116,7 +124,13 @@ class AVMAEEmbedder:
         text_tower: TextTower | None = None,
         fbank: FbankConfig | None = None,
         device: str | torch.device = "cpu",
+        av_space: str = "pooled",
     ) -> None:
+        if av_space not in AV_SPACES:
+            raise ValueError(f"av_space must be one of {AV_SPACES}, got {av_space!r}")
+        if av_space == "retrieval" and text_tower is None:
+            raise ValueError("av_space 'retrieval' needs a text tower (--text-encoder)")
+        self.av_space = av_space
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         mel_bins, frames = model.config["audio_shape"]
@@ -148,9 +162,10 @@ class AVMAEEmbedder:
         path: str | Path,
         device: str | torch.device = "cpu",
         text_tower: TextTower | None = None,
+        av_space: str = "pooled",
     ) -> AVMAEEmbedder:
         """Load an encoder file written by ``avpretrain export`` (and optionally a tower)."""
-        return cls(load_encoders(path), text_tower=text_tower, device=device)
+        return cls(load_encoders(path), text_tower=text_tower, device=device, av_space=av_space)
 
     def _spec(self, waveforms: Waveforms, sample_rate: int) -> Tensor:
         """Model-ready fbank [B, 1, F, T]."""
@@ -166,14 +181,21 @@ class AVMAEEmbedder:
 
     @torch.no_grad()
     def embed_audio(self, waveforms: Waveforms, sample_rate: int) -> Tensor:
-        """Pooled audio-encoder embeddings: [B, D]."""
+        """Audio embeddings in ``av_space``: [B, D]."""
         spec = self._spec(waveforms, sample_rate)
+        if self.av_space == "retrieval":
+            pooled = self.text_backbone.encode(audio=spec)["audio_embedding"]
+            return self._tower().embed_audio(pooled).float().cpu()
         return self.model.encode(audio=spec)["audio_embedding"].float().cpu()
 
     @torch.no_grad()
     def embed_frames(self, frames: Tensor) -> Tensor:
-        """Pooled video-encoder embeddings of single frames [B, 3, H, W] uint8: [B, D]."""
-        return self.model.encode(video=self._video(frames))["video_embedding"].float().cpu()
+        """Embeddings of single frames [B, 3, H, W] uint8 in ``av_space``: [B, D]."""
+        video = self._video(frames)
+        if self.av_space == "retrieval":
+            pooled = self.text_backbone.encode(video=video)["video_embedding"]
+            return self._tower().embed_video(pooled).float().cpu()
+        return self.model.encode(video=video)["video_embedding"].float().cpu()
 
     def _tower(self) -> TextTower:
         if self.text_tower is None:

@@ -1,10 +1,13 @@
-"""The retrieval task's caption side, for the own embedder's language score.
+"""The retrieval task's shared space, for the own embedder's language (and, optionally,
+instance and temporal) scores.
 
 The retrieval task (:class:`~avpretrain.tasks.retrieval.RetrievalTask`) matches a caption with
 the *fused* audio-visual embedding: ``text_proj(text_encoder(caption))`` against
-``av_proj([audio_embedding, video_embedding])``, both L2-normalised, where the pooled embeddings
-come from the task's backbone. :class:`TextTower` keeps exactly those parts (backbone, text
-encoder, the two projections), so curation scores a caption in the space it was trained in.
+``av_proj([audio_embedding, video_embedding])``, and audio with video:
+``audio_proj(audio_embedding)`` against ``video_proj(video_embedding)``, all L2-normalised,
+where the pooled embeddings come from the task's backbone. :class:`TextTower` keeps exactly
+those parts (backbone, text encoder, the four projections), so curation scores each pair in the
+space it was trained in.
 
 A tower file (``avpretrain-text-tower``) is written from a retrieval checkpoint::
 
@@ -35,7 +38,7 @@ from avpretrain.models import AVMAE
 from avpretrain.tasks.backbone import load_backbone
 
 FORMAT = "avpretrain-text-tower"
-VERSION = 1
+VERSION = 2  # 2 added the audio and video projections; 1 is not read
 DECODERS = tuple(f"backbone.{prefix}" for prefix in DECODER_PREFIXES)
 
 
@@ -52,30 +55,44 @@ def text_encoder_config(encoder: TextEncoder) -> dict[str, Any]:
 
 
 class TextTower(nn.Module):
-    """Captions and fused audio-visual embeddings in a retrieval head's shared space.
+    """Captions, audio, video and fused audio-visual embeddings in a retrieval head's space.
 
     Args:
         backbone: the AV-MAE whose pooled embeddings the head was trained on.
         text_encoder: the head's caption encoder.
         text_proj: the head's projection of the text encoder's output.
         av_proj: the head's projection of ``[audio_embedding, video_embedding]``.
+        audio_proj, video_proj: the head's projections of the pooled audio and video
+            embeddings (trained against each other).
     """
 
     def __init__(
-        self, backbone: AVMAE, text_encoder: TextEncoder, text_proj: nn.Module, av_proj: nn.Module
+        self,
+        backbone: AVMAE,
+        text_encoder: TextEncoder,
+        text_proj: nn.Module,
+        av_proj: nn.Module,
+        audio_proj: nn.Module,
+        video_proj: nn.Module,
     ) -> None:
         super().__init__()
         self.backbone, self.text_encoder = backbone, text_encoder
         self.text_proj, self.av_proj = text_proj, av_proj
+        self.audio_proj, self.video_proj = audio_proj, video_proj
+
+    @classmethod
+    def from_head(cls, backbone: AVMAE, head: RetrievalHead) -> TextTower:
+        """The tower of a bound retrieval ``head`` with a text encoder over ``backbone``
+        (shared modules, not copies)."""
+        if not head.has_text or head.av_proj is None:
+            raise ValueError("the retrieval head has no text encoder (or is not bound)")
+        projections = (head.text_proj, head.av_proj, head.audio_proj, head.video_proj)
+        return cls(backbone, head.text_encoder, *projections)
 
     @classmethod
     def from_task(cls, task: nn.Module) -> TextTower:
-        """The tower of a fitted :class:`~avpretrain.tasks.retrieval.RetrievalTask` (shared
-        modules, not copies)."""
-        head = task.head
-        if not getattr(head, "has_text", False) or head.av_proj is None:
-            raise ValueError("the retrieval task has no text encoder (or its head is not bound)")
-        return cls(task.backbone, head.text_encoder, head.text_proj, head.av_proj)
+        """The tower of a fitted :class:`~avpretrain.tasks.retrieval.RetrievalTask`."""
+        return cls.from_head(task.backbone, task.head)
 
     @property
     def embed_dim(self) -> int:
@@ -99,6 +116,16 @@ class TextTower(nn.Module):
         """
         return F.normalize(self.av_proj(torch.cat([audio, video], dim=-1)), dim=-1)
 
+    @torch.no_grad()
+    def embed_audio(self, audio: Tensor) -> Tensor:
+        """L2-normalised audio embeddings: [B, Da] ``audio_embedding`` -> [B, E]."""
+        return F.normalize(self.audio_proj(audio), dim=-1)
+
+    @torch.no_grad()
+    def embed_video(self, video: Tensor) -> Tensor:
+        """L2-normalised video embeddings: [B, Dv] ``video_embedding`` -> [B, E]."""
+        return F.normalize(self.video_proj(video), dim=-1)
+
 
 def save_text_tower(tower: TextTower, path: str | Path) -> Path:
     """Write ``tower`` to ``path`` atomically (temporary file, then rename)."""
@@ -120,13 +147,18 @@ def save_text_tower(tower: TextTower, path: str | Path) -> Path:
 
 
 def _tower_from_payload(payload: dict[str, Any], path: Path) -> TextTower:
+    if payload.get("version") != VERSION:
+        raise ValueError(
+            f"{path}: text tower file version {payload.get('version')}, this avpretrain reads "
+            f"version {VERSION}: write it again with `avpretrain text-tower` from its checkpoint"
+        )
     backbone = AVMAE(**payload["backbone_config"])
     backbone.audio_decoder = backbone.video_decoder = None  # encoding only, and not saved
     head = RetrievalHead(
         payload["embed_dim"], TextEncoder(**payload["text_config"]), norm=payload["norm"]
     )
     head.bind(backbone.audio_encoder.embed_dim, backbone.video_encoder.embed_dim)
-    tower = TextTower(backbone, head.text_encoder, head.text_proj, head.av_proj)
+    tower = TextTower.from_head(backbone, head)
     missing, unexpected = tower.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: text tower weights: missing {missing}, unexpected {unexpected}")
@@ -175,7 +207,7 @@ def tower_from_checkpoint(ckpt_path: str | Path, config: str | Path) -> TextTowe
         head.load_state_dict(head_state)
     except RuntimeError as err:
         raise ValueError(f"{ckpt_path}: head weights do not fit {config}: {err}") from err
-    return TextTower(backbone, head.text_encoder, head.text_proj, head.av_proj)
+    return TextTower.from_head(backbone, head)
 
 
 def load_text_tower(path: str | Path, config: str | Path | None = None) -> TextTower:

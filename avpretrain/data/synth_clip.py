@@ -19,13 +19,14 @@ from avpretrain.data.synth_classes import ClassSpec, class_spec
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.data.synth_questions import make_caption, make_questions
 from avpretrain.data.synth_render import render_frames
-from avpretrain.data.synth_scene import ObjectPlan, plan_clip
+from avpretrain.data.synth_scene import ObjectPlan, plan_clip, second_of
 
 SPLITS = {"train": 0, "val": 1}
 CORRUPTIONS = ("swap_audio", "shift_audio", "swap_caption")
 # Stream ids under (seed, split): clips and the corruption plan never share random numbers.
 _CLIP_STREAM, _CORRUPTION_STREAM = 0, 1
 _SWAP_TRIES = 32
+_SHIFT_TRIES = 8
 
 
 @dataclass
@@ -88,23 +89,34 @@ def _planned(
     return rng, objects, [class_spec(o.class_id) for o in objects]
 
 
+def swap_is_visible(objects: list[ObjectPlan], partner: list[ObjectPlan]) -> bool:
+    """Whether ``partner``'s sounds played over this clip's frames contradict them: an on-screen
+    object drawn sounding goes unheard, or one drawn silent is heard.
+
+    A clip's own audio never does (classes are distinct within a clip). A partner whose sounds
+    add to this clip's on-screen sounds without contradicting them is passed over by swaps: it
+    sounds like the clip with one more off-screen source, which no frame can tell apart.
+    """
+    heard = {o.class_id for o in partner if o.sounding}
+    return any(o.on_screen and o.sounding != (o.class_id in heard) for o in objects)
+
+
 def _swap_partner(
     cfg: SynthConfig, split: str, index: int, num_clips: int, kind: str, rng: np.random.Generator
 ) -> int:
-    """A random other clip whose caption (or set of sounding classes) differs from this one's,
-    so that a swap really mismatches; after ``_SWAP_TRIES`` misses, the last one drawn."""
-
-    def signature(i: int) -> object:
-        _, objects, specs = _planned(cfg, split, i)
-        if kind == "swap_caption":
-            return make_caption(objects, specs)
-        return sorted(o.class_id for o in objects if o.sounding)
-
-    own = signature(index)
+    """A random other clip whose caption differs from this one's (or whose audio contradicts its
+    frames, :func:`swap_is_visible`), so that a swap really mismatches; after ``_SWAP_TRIES``
+    misses, the last one drawn."""
+    _, own, own_specs = _planned(cfg, split, index)
     for _ in range(_SWAP_TRIES):
         j = int(rng.integers(num_clips - 1))
         j += j >= index
-        if signature(j) != own:
+        _, other, other_specs = _planned(cfg, split, j)
+        if kind == "swap_caption":
+            mismatch = make_caption(other, other_specs) != make_caption(own, own_specs)
+        else:
+            mismatch = swap_is_visible(own, other)
+        if mismatch:
             break
     return j
 
@@ -145,30 +157,74 @@ def render_clip(cfg: SynthConfig, split: str, index: int) -> Clip:
     )
 
 
+def shift_is_visible(
+    objects: list[ObjectPlan], frame_times: list[float], clip_seconds: float, shift: float
+) -> bool:
+    """Whether the frames can show that a clip's audio is rolled by ``shift`` seconds.
+
+    A sounding object is drawn marked while its sound is on, so a shift shows when some
+    on-screen sounding object is on at one frame's moment and off at the moment whose sound now
+    plays there (or the reverse). Objects that sound all clip long look the same at any shift:
+    a clip of only such objects is out of step in no way its frames reveal.
+    """
+    for obj in objects:
+        if not (obj.sounding and obj.on_screen):
+            continue
+        seconds = len(obj.audio_on)
+        for t in frame_times:
+            now, heard = second_of(t, seconds), second_of((t - shift) % clip_seconds, seconds)
+            if obj.audio_on[now] != obj.audio_on[heard]:
+                return True
+    return False
+
+
+def _visible_shift(
+    cfg: SynthConfig, split: str, index: int, rng: np.random.Generator
+) -> int | None:
+    """A circular shift (samples, at least a quarter of the clip either way) that clip
+    ``index``'s frames can show, or None when ``_SHIFT_TRIES`` draws find none."""
+    n = cfg.num_samples
+    quarter = -(-n // 4)
+    objects = _planned(cfg, split, index)[1]
+    for _ in range(_SHIFT_TRIES):
+        shift = int(rng.integers(quarter, n - quarter + 1))
+        if shift_is_visible(objects, cfg.frame_times, cfg.clip_seconds, shift / cfg.sample_rate):
+            return shift
+    return None
+
+
 def corruption_plan(cfg: SynthConfig, split: str, num_clips: int) -> dict[int, Corruption]:
     """Which clips of a split are corrupted, and how.
 
     Each kind gets ``round(corrupt_fraction * num_clips)`` distinct clips (fewer if the split is
-    too small); swaps take from a random other clip that differs, shifts move the audio
-    circularly by at least a quarter of the clip either way.
+    too small). Swaps take from a random other clip that differs. Shifts move the audio
+    circularly by at least a quarter of the clip either way, and only where the frames can show
+    it (:func:`shift_is_visible`): a clip whose sounds all last the whole clip is passed over, as
+    rolling its audio changes nothing any synchrony score could see (fewer shifted clips if too
+    few qualify).
     """
     count = min(round(cfg.corrupt_fraction * num_clips), num_clips // len(CORRUPTIONS))
     if count == 0 or num_clips < 2:
         return {}
     rng = np.random.default_rng([cfg.seed, SPLITS[split], _CORRUPTION_STREAM])
     order = rng.permutation(num_clips).tolist()
-    n = cfg.num_samples
-    quarter = -(-n // 4)
-    plan = {}
-    for k, kind in enumerate(CORRUPTIONS):
-        for i in order[k * count : (k + 1) * count]:
+    plan: dict[int, Corruption] = {}
+    for kind in CORRUPTIONS:
+        taken = 0
+        for i in order:
+            if taken == count:
+                break
+            if i in plan:
+                continue
             if kind == "shift_audio":
-                plan[i] = Corruption(
-                    kind, shift_samples=int(rng.integers(quarter, n - quarter + 1))
-                )
+                shift = _visible_shift(cfg, split, i, rng)
+                if shift is None:
+                    continue
+                plan[i] = Corruption(kind, shift_samples=shift)
             else:
                 j = _swap_partner(cfg, split, i, num_clips, kind, rng)
                 plan[i] = Corruption(kind, source_index=j)
+            taken += 1
     return plan
 
 

@@ -138,7 +138,7 @@ def test_own_embedder_shapes_and_batch_independence(encoders: Path) -> None:
     head = RetrievalHead(32, TextEncoder(width=64, depth=1, num_heads=2, max_length=16))
     head.bind(64, 64)
     model = load_encoders(encoders)
-    tower = TextTower(model, head.text_encoder, head.text_proj, head.av_proj)
+    tower = TextTower.from_head(model, head)
     emb = AVMAEEmbedder(model, text_tower=tower)
     waves = torch.randn(3, 8000)  # 1 s at 8 kHz: resampled to 16 kHz, padded to 192 frames
     audio = emb.embed_audio(waves, 8000)

@@ -69,23 +69,53 @@ def test_own_embedder_matches_the_retrieval_task(task: RetrievalTask, encoders: 
     assert {"text", "audio_visual"} <= emb.modalities
 
 
+def test_retrieval_space_matches_the_task_audio_and_video(
+    task: RetrievalTask, encoders: Path
+) -> None:
+    tower = TextTower.from_task(task)
+    emb = AVMAEEmbedder(load_encoders(encoders), text_tower=tower, av_space="retrieval")
+    pooled = AVMAEEmbedder(load_encoders(encoders), text_tower=tower)
+    waves, frames, captions = _clips()
+    batch = {"audio": emb._spec(waves, 16000), "video": emb._video(frames), "caption": captions}
+    with torch.no_grad():
+        ref = task(batch)  # the task's audio and video embeddings, trained against each other
+    torch.testing.assert_close(emb.embed_audio(waves, 16000), ref["audio"])
+    torch.testing.assert_close(emb.embed_frames(frames), ref["video"])
+    assert emb.embed_audio(waves, 16000).shape == (3, 24)  # the head's width, not the encoder's
+    assert pooled.embed_audio(waves, 16000).shape == (3, 64)
+    with pytest.raises(ValueError, match="needs a text tower"):
+        AVMAEEmbedder(load_encoders(encoders), av_space="retrieval")
+    with pytest.raises(ValueError, match="av_space must be one of"):
+        AVMAEEmbedder(load_encoders(encoders), text_tower=tower, av_space="fused")
+
+
 def test_tower_file_and_checkpoint_round_trip(
     task: RetrievalTask, encoders: Path, tmp_path: Path
 ) -> None:
     waves, frames, captions = _clips()
-    reference = AVMAEEmbedder(load_encoders(encoders), text_tower=TextTower.from_task(task))
+    reference = AVMAEEmbedder(
+        load_encoders(encoders), text_tower=TextTower.from_task(task), av_space="retrieval"
+    )
     ckpt = tmp_path / "last.ckpt"
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}, ckpt)
     config = tmp_path / "fit.yaml"
     config.write_text(yaml.safe_dump({"model": {"init_args": {"head": HEAD}}}))
     tower_file = save_text_tower(tower_from_checkpoint(ckpt, config), tmp_path / "tower.pt")
     for tower in (load_text_tower(tower_file), load_text_tower(ckpt, config)):
-        emb = AVMAEEmbedder(load_encoders(encoders), text_tower=tower)
+        emb = AVMAEEmbedder(load_encoders(encoders), text_tower=tower, av_space="retrieval")
         torch.testing.assert_close(emb.embed_text(captions), reference.embed_text(captions))
         torch.testing.assert_close(
             emb.embed_audio_visual(waves, 16000, frames),
             reference.embed_audio_visual(waves, 16000, frames),
         )
+        torch.testing.assert_close(
+            emb.embed_audio(waves, 16000), reference.embed_audio(waves, 16000)
+        )
+        torch.testing.assert_close(emb.embed_frames(frames), reference.embed_frames(frames))
+    payload = torch.load(tower_file, weights_only=True)
+    torch.save({**payload, "version": 1}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="old.pt: text tower file version 1"):
+        load_text_tower(tmp_path / "old.pt")
     with pytest.raises(ValueError, match="text-config"):
         load_text_tower(ckpt)
     with pytest.raises(ValueError, match="enc.pt: not a text tower"):

@@ -16,9 +16,9 @@ from avpretrain.data.shards import read_index
 from avpretrain.data.synth import SynthConfig, main, write_world
 from avpretrain.data.synth_audio import class_waveform
 from avpretrain.data.synth_classes import MAX_CLASSES, class_spec, class_table
-from avpretrain.data.synth_clip import make_sample
+from avpretrain.data.synth_clip import make_sample, shift_is_visible, swap_is_visible
 from avpretrain.data.synth_questions import ANSWER_VOCAB
-from avpretrain.data.synth_scene import MARK_SCALE
+from avpretrain.data.synth_scene import MARK_SCALE, ObjectPlan
 
 # FLAC stores 16-bit PCM: decoded audio is within one quantisation step of the float signal.
 PCM_STEP = 1.0 / 32768
@@ -198,12 +198,26 @@ def test_corrupted_clips_are_flagged_and_take_from_the_named_clip(
         if kind == "swap_audio":
             other = train[f"train-{src:06d}"]["sources"].sum(0)
             assert train[f"train-{src:06d}"]["meta"]["labels"] != clean["meta"]["labels"]
+            # the frames contradict the new audio: an on-screen object's drawn state is wrong
+            heard = set(train[f"train-{src:06d}"]["meta"]["labels"])
+            assert any(
+                o["on_screen"] and o["sounding"] != (o["class_id"] in heard) for o in syn["objects"]
+            )
             np.testing.assert_allclose(clip["audio"], other, rtol=0, atol=PCM_STEP)
             assert np.abs(clip["audio"] - mixture).max() > 0.01
         elif kind == "shift_audio":
             shift = round(syn["shift_seconds"] * 16000)
             assert src is None and 8000 <= shift <= 24000
             np.testing.assert_allclose(clip["audio"], np.roll(mixture, shift), atol=PCM_STEP)
+            # some frame shows a sounding object marked while the sound now there is off (or
+            # the reverse): seconds of the frame's own moment and of the moment now heard
+            times = clip["meta"]["frame_times"]
+            assert any(
+                o["on_screen"]
+                and o["audio_on"][int(t)] != o["audio_on"][int((t - shift / 16000) % 2)]
+                for o in syn["objects"]
+                for t in times
+            )
         else:
             assert clip["meta"]["caption"] == train[f"train-{src:06d}"]["meta"]["caption"]
             assert clip["meta"]["caption"] != clean["meta"]["caption"]
@@ -244,3 +258,35 @@ def test_class_sounds_have_their_pitch_and_looks_are_unique() -> None:
     assert len({(s.shape, s.colour, s.texture) for s in specs}) == MAX_CLASSES
     pitches = sorted(s.pitch for s in class_table(8))
     assert min(b / a for a, b in zip(pitches, pitches[1:], strict=False)) > 1.05
+
+
+def _obj(class_id: int, sounding: bool, on_screen: bool, audio_on: list[int]) -> ObjectPlan:
+    cell = 0 if on_screen else None
+    level = -10.0 if sounding else None
+    return ObjectPlan(class_id, sounding, on_screen, cell, 3.0, (5, 5), (5, 5), audio_on, level)
+
+
+def test_shift_visibility_worked_by_hand() -> None:
+    times = [0.5, 1.5, 2.5]  # one frame per second of a 3 s clip
+    steady = [_obj(0, True, True, [1, 1, 1])]
+    assert not shift_is_visible(steady, times, 3.0, 1.0)  # on at every moment, any shift
+    # on in second 0 only: rolled by 1 s, the frame at 1.5 s (drawn off) hears second 0 (on)
+    burst = [_obj(1, True, True, [1, 0, 0])]
+    assert shift_is_visible(burst, times, 3.0, 1.0)
+    # the same sound heard off-screen: nothing drawn, nothing to see
+    assert not shift_is_visible([_obj(1, True, False, [1, 0, 0])], times, 3.0, 1.0)
+    # a single frame at 2.5 s with the sound in seconds 1 and 2: a 1 s roll plays second 1 (on)
+    # where second 2 (on) was, invisible; a 2 s roll plays second 0 (off)
+    late = [_obj(2, True, True, [0, 1, 1])]
+    assert not shift_is_visible(late, [2.5], 3.0, 1.0)
+    assert shift_is_visible(late, [2.5], 3.0, 2.0)
+
+
+def test_swap_visibility_worked_by_hand() -> None:
+    # on screen: a sounding 0 and a silent 1; off screen: a sounding 2
+    clip = [_obj(0, True, True, [1]), _obj(1, False, True, [0]), _obj(2, True, False, [1])]
+    sounds = lambda *ids: [_obj(i, True, False, [1]) for i in ids]  # noqa: E731
+    assert not swap_is_visible(clip, sounds(0, 2))  # its own sounds
+    assert not swap_is_visible(clip, sounds(0, 3))  # 3 could be one more off-screen source
+    assert swap_is_visible(clip, sounds(2, 3))  # the drawn-sounding 0 is not heard
+    assert swap_is_visible(clip, sounds(0, 1))  # the drawn-silent 1 is heard
