@@ -150,6 +150,34 @@ def test_curate_scores_captions_with_the_tower(
     clips = json.loads((out / "scores/synth-000000.tar.json").read_text())["clips"]
     assert all(0.0 <= c["scores"]["text_av"] <= 1.0 for c in clips)
     assert all(c["scores"]["text_audio"] is None for c in clips)  # no CLAP given
+    retrieval = [
+        "--encoders",
+        str(encoders),
+        "--text-encoder",
+        str(tower),
+        "--av-space",
+        "retrieval",
+    ]
+    assert (
+        avpretrain_main(
+            ["curate", str(tiny_world_corrupt / "val"), "--out", str(tmp_path / "r"), *retrieval]
+        )
+        == 0
+    )
+    spaced = json.loads((tmp_path / "r/scores/synth-000000.tar.json").read_text())
+    assert (
+        spaced["embedders"]["audio_visual"]
+        != json.loads((out / "scores/synth-000000.tar.json").read_text())["embedders"][
+            "audio_visual"
+        ]
+    )  # a cache of the other space is not reused
+    no_tower = ["--encoders", str(encoders), "--av-space", "retrieval"]
+    assert (
+        avpretrain_main(
+            ["curate", str(tiny_world_corrupt / "val"), "--out", str(tmp_path / "n"), *no_tower]
+        )
+        == 2
+    )
     bad = ["--text-encoder", str(tower), "--embedder", "none"]
     assert (
         avpretrain_main(["curate", str(tiny_world_corrupt / "train"), "--out", str(out), *bad]) == 2
