@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, set_mode
+from avpretrain.tasks.segments import segment_inputs
 from avpretrain.training.schedule import warmup_cosine
 
 INPUTS = ("audio", "video", "av")
@@ -87,6 +88,13 @@ class TaskModule(pl.LightningModule):
             raise ValueError(f"batch has none of the inputs {want!r} (keys: {sorted(batch)})")
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             return self.backbone.encode(audio=audio, video=video)
+
+    def encode_segments(self, batch: dict[str, Any], num_segments: int) -> dict[str, torch.Tensor]:
+        """:meth:`encode` of each of T segments on its own (:func:`~avpretrain.tasks.segments.
+        segment_inputs`): every output has a leading B T, segments of one clip adjacent."""
+        patch_width = self.backbone.audio_encoder.patch_size[1]
+        audio, frames = segment_inputs(batch["audio"], batch["video"], num_segments, patch_width)
+        return self.encode({"audio": audio, "video": frames})
 
     def feature_dim(self) -> int:
         """Width of :meth:`pooled_features` for the configured inputs."""

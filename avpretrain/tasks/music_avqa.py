@@ -25,7 +25,6 @@ from avpretrain.data.synth_questions import ANSWER_VOCAB
 from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.metrics.music_avqa import TYPE_NAMES, AVQAAccuracy
 from avpretrain.tasks.base import TaskModule
-from avpretrain.tasks.segments import segment_inputs
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +106,7 @@ class MusicAVQATask(TaskModule):
     def segment_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """Per-segment ``audio`` [B, T, Da] embeddings and ``video`` [B, T, N, Dv] patch tokens."""
         t = self.hparams.num_segments
-        audio, frames = segment_inputs(
-            batch["audio"], batch["video"], t, self.backbone.audio_encoder.patch_size[1]
-        )
-        enc = self.encode({"audio": audio, "video": frames})
+        enc = self.encode_segments(batch, t)
         b = batch["audio"].shape[0]
         prefix = self.backbone.video_encoder.num_prefix_tokens
         video = enc["video_tokens"][:, prefix:]

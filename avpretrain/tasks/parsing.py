@@ -25,7 +25,6 @@ from torch import Tensor
 from avpretrain.heads.parsing import ParsingHead, parsing_loss
 from avpretrain.metrics.parsing import ParsingMetrics
 from avpretrain.tasks.base import TaskModule
-from avpretrain.tasks.segments import segment_inputs
 
 _KEYS = ("global_prob", "frame_prob", "audio_gt", "visual_gt")
 
@@ -76,10 +75,7 @@ class ParsingTask(TaskModule):
     def segment_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """Per-segment pooled ``audio`` [B, T, Da] and ``video`` [B, T, Dv] embeddings."""
         t = self.hparams.num_segments
-        audio, frames = segment_inputs(
-            batch["audio"], batch["video"], t, self.backbone.audio_encoder.patch_size[1]
-        )
-        enc = self.encode({"audio": audio, "video": frames})
+        enc = self.encode_segments(batch, t)
         b = batch["audio"].shape[0]
         return enc["audio_embedding"].view(b, t, -1), enc["video_embedding"].view(b, t, -1)
 
