@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from avpretrain.data.shards import shard_name, write_index, write_shard
-from avpretrain.data.synth_classes import class_table
+from avpretrain.data.synth_classes import DIFFICULTIES, class_table
 from avpretrain.data.synth_clip import CORRUPTIONS, Corruption, corruption_plan, make_sample
 from avpretrain.data.synth_config import SynthConfig
 
@@ -87,7 +87,7 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
             counts = list(pool.map(_write_shard_job, *zip(*jobs, strict=True)))
     else:
         counts = [_write_shard_job(*job) for job in jobs]
-    classes = [asdict(spec) for spec in class_table(cfg.num_classes)]
+    classes = [asdict(spec) for spec in class_table(cfg.num_classes, cfg.difficulty)]
     for split in splits:
         directory = out / split
         split_counts = {
@@ -117,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         "--corrupt", type=float, default=0.0, help="fraction of clips per corruption kind"
     )
     p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
+    p.add_argument(
+        "--difficulty",
+        choices=DIFFICULTIES,
+        default=d.difficulty,
+        help="hard: colour and pitch are per-object nuisance; easy: each class has its own",
+    )
     return p
 
 
@@ -136,6 +142,7 @@ def main(argv: list[str]) -> int:
             seed=args.seed,
             shard_size=args.shard_size,
             corrupt_fraction=args.corrupt,
+            difficulty=args.difficulty,
         )
     except ValueError as err:
         print(f"avpretrain synth: {err}", file=sys.stderr)
@@ -145,6 +152,6 @@ def main(argv: list[str]) -> int:
     print(
         f"synth: {s['train']['clips']} train + {s['val']['clips']} val clips "
         f"({s['train']['shards']} + {s['val']['shards']} shards, {n_bad} corrupted, "
-        f"{cfg.num_classes} classes) -> {s['out']} in {s['seconds']:.2f} s"
+        f"{cfg.num_classes} classes, {cfg.difficulty}) -> {s['out']} in {s['seconds']:.2f} s"
     )
     return 0

@@ -11,18 +11,17 @@ PEAK = 0.9
 # Fade in/out at the edges of each sounding interval, so gating makes no clicks.
 RAMP_SECONDS = 0.01
 _PULSE_HZ = 4.0
+_SWELL_HZ = 1.0
 _STRIKE_PERIOD = 0.5
 _DECAY_SECONDS = 0.12
 _ATTACK_SECONDS = 0.003
-# Noise bands span half an octave around the class pitch (log-symmetric).
-_BAND = (2.0**-0.25, 2.0**0.25)
 
 
 def envelope(kind: str, t: np.ndarray) -> np.ndarray:
     """Amplitude envelope at times ``t`` (seconds from the clip start).
 
     Args:
-        kind: ``"steady"``, ``"pulsed"`` or ``"decaying"``.
+        kind: ``"steady"``, ``"pulsed"``, ``"decaying"`` or ``"swell"``.
         t: [samples] float.
     """
     if kind == "steady":
@@ -32,6 +31,8 @@ def envelope(kind: str, t: np.ndarray) -> np.ndarray:
     if kind == "decaying":
         phase = t % _STRIKE_PERIOD
         return np.minimum(1.0, phase / _ATTACK_SECONDS) * np.exp(-phase / _DECAY_SECONDS)
+    if kind == "swell":
+        return 0.5 * (1.0 - np.cos(2 * np.pi * _SWELL_HZ * t))
     raise ValueError(f"unknown envelope {kind!r}")
 
 
@@ -40,8 +41,8 @@ def class_waveform(
 ) -> np.ndarray:
     """The sound of one class over a whole clip, at unit RMS.
 
-    Random phases (tones) or noise (noise bands) vary between clips; pitch, timbre and envelope
-    are the class's own.
+    Random phases (tones) or noise (noise bands) vary between clips; pitch (a band's centre),
+    timbre (a band's width) and envelope are the spec's own.
 
     Returns:
         [samples] float64.
@@ -57,7 +58,8 @@ def class_waveform(
     elif spec.sound == "noise":
         spectrum = np.fft.rfft(rng.standard_normal(num_samples))
         freqs = np.fft.rfftfreq(num_samples, 1.0 / sample_rate)
-        lo, hi = spec.pitch * _BAND[0], spec.pitch * _BAND[1]
+        half = 2.0 ** (spec.band_octaves / 2)
+        lo, hi = spec.pitch / half, spec.pitch * half
         spectrum[(freqs < lo) | (freqs > hi)] = 0
         wave = np.fft.irfft(spectrum, num_samples)
     else:

@@ -1,14 +1,25 @@
 """Object classes of the synthetic world: each has a look and a sound that belong together.
 
 A class is seen as a coloured, textured shape and heard as a tone (fundamental pitch, harmonic
-timbre, envelope) or a band of noise. Every class differs from every other in shape-and-colour
-(or texture) and in pitch, so a class can be told from one frame alone and from audio alone, and
-both modalities carry the same semantics, as in real clips.
+timbre, envelope) or a band of noise. Two difficulties:
+
+- ``easy``: every class differs from every other in shape-and-colour (or texture) and in pitch,
+  so a class shows in the mean colour and the spectral peak, cues a random encoder exposes.
+- ``hard`` (the default world): colour and pitch are drawn per instance, independently of the
+  class (:func:`instance_spec`), so they are nuisance. A class is seen only through its shape and
+  texture and heard only through its timbre (or noise band width) and envelope; what the two
+  modalities share is the class, which is what audio-visual pretraining has to find.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+Difficulty = Literal["easy", "hard"]
+DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross", "diamond")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -29,6 +40,22 @@ TIMBRES: tuple[tuple[float, ...], ...] = (
     (1.0, 0.6, 0.45, 0.3, 0.2),
     (1.0, 0.0, 0.5, 0.0, 0.3),
 )
+# The hard world adds a fourth texture, a fourth envelope (a slow 1 Hz swell), a reedy timbre and
+# a second noise band width, so that (shape, texture) and (sound, timbre or band, envelope) each
+# name a class on their own.
+HARD_TEXTURES = (*TEXTURES, "checks")
+HARD_ENVELOPES = (*ENVELOPES, "swell")
+HARD_TIMBRES: tuple[tuple[float, ...], ...] = (
+    *TIMBRES,
+    (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25),
+)
+# Noise band widths in octaves: a narrow hiss and a broad rush.
+BAND_OCTAVES = (0.5, 2.0)
+HARD_MAX_CLASSES = len(SHAPES) * len(HARD_TEXTURES)
+# Per-instance pitch of the hard world: tones' fundamentals and noise bands' centres, log-uniform.
+HARD_TONE_HZ = (150.0, 850.0)
+HARD_NOISE_HZ = (400.0, 3000.0)
+_RGB_JITTER = 20.0
 _BASE_NAMES = (
     "bell", "flute", "drum", "fan", "chime", "horn", "gong", "kettle",
     "whistle", "organ", "rattle", "engine", "harp", "cello", "clock", "wind",
@@ -58,7 +85,9 @@ class ClassSpec:
         sound: ``"tone"`` (harmonic) or ``"noise"`` (band-limited noise).
         pitch: Hz, the fundamental of a tone or the centre of a noise band.
         harmonics: relative amplitudes of harmonics 1, 2, ... of a tone.
-        envelope: ``"steady"``, ``"pulsed"`` (4 Hz) or ``"decaying"`` (re-struck twice a second).
+        envelope: ``"steady"``, ``"pulsed"`` (4 Hz), ``"decaying"`` (re-struck twice a second)
+            or ``"swell"`` (1 Hz, hard world only).
+        band_octaves: width of a noise band in octaves (log-symmetric around ``pitch``).
     """
 
     class_id: int
@@ -71,6 +100,7 @@ class ClassSpec:
     pitch: float
     harmonics: tuple[float, ...]
     envelope: str
+    band_octaves: float = BAND_OCTAVES[0]
 
     @property
     def description(self) -> str:
@@ -78,10 +108,65 @@ class ClassSpec:
         return " ".join(w for w in (_TEXTURE_WORDS[self.texture], self.colour, self.shape) if w)
 
 
-def class_spec(class_id: int) -> ClassSpec:
-    """The deterministic look and sound of class ``class_id``."""
-    if not 0 <= class_id < MAX_CLASSES:
-        raise ValueError(f"class id {class_id} outside 0..{MAX_CLASSES - 1}")
+def max_classes(difficulty: Difficulty = "easy") -> int:
+    """Number of distinct classes a world of ``difficulty`` offers."""
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}; expected one of {DIFFICULTIES}")
+    return MAX_CLASSES if difficulty == "easy" else HARD_MAX_CLASSES
+
+
+# The hard world's sounds: every (tone timbre, envelope) and (noise band, envelope) pair, visited
+# with a stride coprime to their number so that any prefix of classes mixes tones and noises.
+_HARD_SOUNDS = [("tone", t, e) for t in range(len(HARD_TIMBRES)) for e in HARD_ENVELOPES] + [
+    ("noise", b, e) for b in range(len(BAND_OCTAVES)) for e in HARD_ENVELOPES
+]
+_HARD_SOUND_STRIDE = 7
+
+
+def _hard_class_spec(class_id: int) -> ClassSpec:
+    sound, kind, envelope = _HARD_SOUNDS[(class_id * _HARD_SOUND_STRIDE) % len(_HARD_SOUNDS)]
+    lo, hi = HARD_TONE_HZ if sound == "tone" else HARD_NOISE_HZ
+    return ClassSpec(
+        class_id=class_id,
+        name=CLASS_NAMES[class_id],
+        shape=SHAPES[class_id % len(SHAPES)],
+        # colour and pitch are per instance (instance_spec); the class keeps neutral values
+        colour="grey",
+        rgb=(128, 128, 128),
+        texture=HARD_TEXTURES[class_id // len(SHAPES)],
+        sound=sound,
+        pitch=round(float(np.sqrt(lo * hi)), 2),
+        harmonics=HARD_TIMBRES[kind] if sound == "tone" else (1.0,),
+        envelope=envelope,
+        band_octaves=BAND_OCTAVES[kind] if sound == "noise" else BAND_OCTAVES[0],
+    )
+
+
+def instance_spec(spec: ClassSpec, rng: np.random.Generator) -> ClassSpec:
+    """One object of a hard-world class: colour and pitch drawn independently of the class.
+
+    The colour is a palette colour (so captions can name it) with a small RGB jitter; the pitch is
+    log-uniform over the range shared by all tones (or all noise bands).
+    """
+    colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
+    rgb = np.clip(np.asarray(COLOURS[colour]) + rng.uniform(-_RGB_JITTER, _RGB_JITTER, 3), 0, 255)
+    lo, hi = HARD_TONE_HZ if spec.sound == "tone" else HARD_NOISE_HZ
+    pitch = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return replace(
+        spec,
+        colour=colour,
+        rgb=tuple(int(round(c)) for c in rgb),
+        pitch=round(pitch, 2),
+    )
+
+
+def class_spec(class_id: int, difficulty: Difficulty = "easy") -> ClassSpec:
+    """The deterministic look and sound of class ``class_id`` in a world of ``difficulty``."""
+    top = max_classes(difficulty)
+    if not 0 <= class_id < top:
+        raise ValueError(f"class id {class_id} outside 0..{top - 1}")
+    if difficulty == "hard":
+        return _hard_class_spec(class_id)
     colour = list(COLOURS)[class_id % len(COLOURS)]
     # Golden-ratio steps spread pitches over three octaves so that any prefix of classes is
     # well separated, whatever num_classes is.
@@ -100,6 +185,6 @@ def class_spec(class_id: int) -> ClassSpec:
     )
 
 
-def class_table(num_classes: int) -> list[ClassSpec]:
+def class_table(num_classes: int, difficulty: Difficulty = "easy") -> list[ClassSpec]:
     """Specs of classes ``0 .. num_classes - 1``."""
-    return [class_spec(c) for c in range(num_classes)]
+    return [class_spec(c, difficulty) for c in range(num_classes)]

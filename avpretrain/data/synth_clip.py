@@ -15,7 +15,7 @@ import numpy as np
 
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.synth_audio import render_sources
-from avpretrain.data.synth_classes import ClassSpec, class_spec
+from avpretrain.data.synth_classes import ClassSpec, class_spec, instance_spec
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.data.synth_questions import make_caption, make_questions
 from avpretrain.data.synth_render import render_frames
@@ -35,7 +35,8 @@ class Clip:
 
     Attributes:
         key: sample key, ``"<split>-<index:06d>"``.
-        objects, specs: the plan and each object's class.
+        objects, specs: the plan and each object's look and sound (its class's; in the hard
+            world with the instance's own colour and pitch).
         frames: [F, H, W, 3] uint8.
         masks: [F, H, W] uint8, object index + 1 (0 background).
         boxes: per object, per frame ``[x0, y0, x1, y1]`` pixels, or None off-screen.
@@ -86,7 +87,10 @@ def _planned(
     # Planning is the first use of a clip's stream, so a plan alone is cheap to recompute.
     rng = np.random.default_rng([cfg.seed, SPLITS[split], _CLIP_STREAM, index])
     objects = plan_clip(cfg, rng)
-    return rng, objects, [class_spec(o.class_id) for o in objects]
+    specs = [class_spec(o.class_id, cfg.difficulty) for o in objects]
+    if cfg.difficulty == "hard":
+        specs = [instance_spec(spec, rng) for spec in specs]
+    return rng, objects, specs
 
 
 def swap_is_visible(objects: list[ObjectPlan], partner: list[ObjectPlan]) -> bool:
@@ -127,7 +131,13 @@ def render_clip(cfg: SynthConfig, split: str, index: int) -> Clip:
         raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
     rng, objects, specs = _planned(cfg, split, index)
     frames, masks, boxes = render_frames(
-        objects, specs, cfg.frame_times, cfg.clip_seconds, cfg.frame_size, rng
+        objects,
+        specs,
+        cfg.frame_times,
+        cfg.clip_seconds,
+        cfg.frame_size,
+        rng,
+        cluttered=cfg.difficulty == "hard",
     )
     heard = [i for i, o in enumerate(objects) if o.sounding]
     sources, mixture, loud = render_sources(

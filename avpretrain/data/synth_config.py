@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from avpretrain.data.synth_classes import MAX_CLASSES
+from avpretrain.data.synth_classes import DIFFICULTIES, Difficulty, max_classes
 
 # Objects sit in the cells of a 3 x 3 grid, one object per cell, so no object is ever hidden.
 GRID = 3
@@ -18,7 +18,8 @@ class SynthConfig:
     Args:
         clips: number of training clips.
         val_clips: number of validation clips; ``None`` means ``clips // 4``.
-        num_classes: object classes (each with its own look and sound), at most ``MAX_CLASSES``.
+        num_classes: object classes (each with its own look and sound), at most
+            ``max_classes(difficulty)`` (72 easy, 24 hard).
         clip_seconds: clip length in seconds.
         num_frames: frames stored per clip, at times ``(i + 0.5) * clip_seconds / num_frames``.
         frame_size: frame height and width in pixels.
@@ -30,6 +31,9 @@ class SynthConfig:
             shifted audio, swapped caption), so at most 1/3.
         silent_prob: probability that an on-screen object makes no sound.
         offscreen_prob: probability that a clip has an off-screen (audio-only) sounding object.
+        difficulty: ``"hard"``: colour and pitch drawn per object independently of its class,
+            sizes jittered more widely, a cluttered backdrop (see ``synth_classes``);
+            ``"easy"``: every class has its own colour and pitch.
     """
 
     clips: int = 64
@@ -45,13 +49,20 @@ class SynthConfig:
     corrupt_fraction: float = 0.0
     silent_prob: float = 0.25
     offscreen_prob: float = 0.2
+    difficulty: Difficulty = "hard"
 
     def __post_init__(self) -> None:
         if self.val_clips is None:
             self.val_clips = self.clips // 4
+        if self.difficulty not in DIFFICULTIES:
+            raise ValueError(f"SynthConfig: difficulty must be one of {DIFFICULTIES}")
+        top = max_classes(self.difficulty)
         checks = [
             (self.clips >= 0 and self.val_clips >= 0, "clips and val_clips must be >= 0"),
-            (1 <= self.num_classes <= MAX_CLASSES, f"num_classes must be in 1..{MAX_CLASSES}"),
+            (
+                1 <= self.num_classes <= top,
+                f"num_classes must be in 1..{top} for a {self.difficulty} world",
+            ),
             (self.clip_seconds > 0, "clip_seconds must be > 0"),
             (self.num_frames >= 1, "num_frames must be >= 1"),
             (self.frame_size >= 16, "frame_size must be >= 16 pixels"),

@@ -60,23 +60,39 @@ def texture_shade(texture: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         dark = np.floor((u + v) * 2.5) % 2 == 1
     elif texture == "dots":
         dark = ((u * 3) % 1 - 0.5) ** 2 + ((v * 3) % 1 - 0.5) ** 2 < 0.09
+    elif texture == "checks":
+        dark = (np.floor(u * 2) + np.floor(v * 2)) % 2 == 1
     else:
         raise ValueError(f"unknown texture {texture!r}")
     return np.where(dark, _TEXTURE_SHADE, 1.0)
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, size: int, cluttered: bool = False) -> np.ndarray:
     """A dim, tinted backdrop with a soft gradient and mild pixel noise.
+
+    Args:
+        cluttered: the hard world's backdrop: brighter and random in tint, with a coloured
+            grating of random period and orientation and stronger pixel noise, so that a frame's
+            mean colour and its texture statistics say little about the objects on it.
 
     Returns:
         [size, size, 3] float32.
     """
-    base = rng.uniform(25, 75, 3)
+    base = rng.uniform(25, 75, 3) if not cluttered else rng.uniform(20, 140, 3)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.arange(size) + 0.5) / size - 0.5
     grad = math.cos(angle) * ramp[None, :] + math.sin(angle) * ramp[:, None]
-    noise = rng.normal(0.0, 4.0, (size, size, 3))
-    return (base + grad[..., None] * rng.uniform(10, 30) + noise).astype(np.float32)
+    noise = rng.normal(0.0, 4.0 if not cluttered else 12.0, (size, size, 3))
+    out = base + grad[..., None] * rng.uniform(10, 30) + noise
+    if cluttered:
+        period = rng.uniform(0.08, 0.5)  # of the frame side
+        theta = rng.uniform(0, np.pi)
+        wave = np.sin(
+            2 * np.pi * (math.cos(theta) * ramp[None, :] + math.sin(theta) * ramp[:, None]) / period
+            + rng.uniform(0, 2 * np.pi)
+        )
+        out = out + wave[..., None] * rng.uniform(-30, 30, 3)
+    return out.astype(np.float32)
 
 
 def object_box(cx: float, cy: float, radius: float, size: int) -> list[float]:
@@ -120,19 +136,21 @@ def render_frames(
     clip_seconds: float,
     size: int,
     rng: np.random.Generator,
+    cluttered: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[list[list[float]] | None]]:
     """Draw every frame of a clip.
 
     Args:
         objects: the clip's plan; off-screen objects are skipped.
-        specs: class of each object.
+        specs: look of each object (its class's, or its instance's in the hard world).
         frame_times: seconds from the clip start.
+        cluttered: draw the hard world's backdrop (:func:`background`).
 
     Returns:
         frames [F, H, W, 3] uint8; masks [F, H, W] uint8 (object index + 1, 0 background);
         per object, its per-frame boxes ``[x0, y0, x1, y1]`` or None off-screen.
     """
-    backdrop = background(rng, size)
+    backdrop = background(rng, size, cluttered)
     frames = np.empty((len(frame_times), size, size, 3), dtype=np.uint8)
     masks = np.zeros((len(frame_times), size, size), dtype=np.uint8)
     boxes: list[list[list[float]] | None] = [[] if o.on_screen else None for o in objects]

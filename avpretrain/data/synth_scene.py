@@ -22,7 +22,7 @@ LOCATIONS = (
 OFF_SCREEN = "off-screen"
 # A sounding object is drawn this much larger (and brighter) while its sound is on.
 MARK_SCALE = 1.2
-_RADIUS = (0.30, 0.38)  # of the cell size
+_RADIUS = {"easy": (0.30, 0.38), "hard": (0.22, 0.42)}  # of the cell size
 _DRIFT = 0.08  # of the cell size: start jitter and total motion, each per axis
 _LEVEL_STEP_DB = 3.0  # loudness gap between sounding objects, so "louder" is well defined
 _BASE_LEVEL_DB = (-16.0, -10.0)
@@ -97,11 +97,11 @@ def sample_audio_on(rng: np.random.Generator, num_seconds: int) -> list[int]:
 
 
 def _on_screen_geometry(
-    rng: np.random.Generator, cell: int, frame_size: int
+    rng: np.random.Generator, cell: int, frame_size: int, difficulty: str
 ) -> tuple[float, tuple[float, float], tuple[float, float]]:
     size = frame_size / GRID
     row, col = divmod(cell, GRID)
-    radius = size * rng.uniform(*_RADIUS)
+    radius = size * rng.uniform(*_RADIUS[difficulty])
     jitter = rng.uniform(-_DRIFT, _DRIFT, 2) * size
     motion = rng.uniform(-_DRIFT, _DRIFT, 2) * size
     start = ((col + 0.5) * size + jitter[0], (row + 0.5) * size + jitter[1])
@@ -129,7 +129,9 @@ def plan_clip(cfg: SynthConfig, rng: np.random.Generator) -> list[ObjectPlan]:
     for i, class_id in enumerate(classes.tolist()):
         on_screen = i < n_on
         if on_screen:
-            radius, start, end = _on_screen_geometry(rng, int(cells[i]), cfg.frame_size)
+            radius, start, end = _on_screen_geometry(
+                rng, int(cells[i]), cfg.frame_size, cfg.difficulty
+            )
         else:
             radius, start, end = 0.0, (0.0, 0.0), (0.0, 0.0)
         audio_on = sample_audio_on(rng, n_sec) if sounding[i] else [0] * n_sec
