@@ -15,6 +15,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # name -> "module:function"; each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, str] = {
     "ingest": "avpretrain.data.ingest:main",
+    "reencode": "avpretrain.data.reencode:main",
     "synth": "avpretrain.data.synth:main",
     "synth-quality": "avpretrain.quality.synth_world:main",
     "demo": "avpretrain.demo:main",
@@ -32,6 +33,8 @@ SUBCOMMANDS: dict[str, str] = {
     "curate": "avpretrain.curation.cli:main",
     "text-tower": "avpretrain.curation.text_tower:main",
     "ablate": "avpretrain.ablation.cli:main",
+    "mos": "avpretrain.quality.mos_cli:main",
+    "recipes": "avpretrain.recipes.cli:main",
 }
 
 
@@ -49,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command in LIGHTNING_COMMANDS:
         from avpretrain.lightning_cli import run_lightning_cli
+        from avpretrain.recipes import RecipeNotFoundError
 
-        run_lightning_cli([command, *rest])
+        try:
+            run_lightning_cli([command, *rest])
+        except RecipeNotFoundError as err:
+            print(f"avpretrain {command}: {err}", file=sys.stderr)
+            return 2
         return 0
     if command not in SUBCOMMANDS:
         print(f"avpretrain: unknown command {command!r}\n{_usage()}", file=sys.stderr)

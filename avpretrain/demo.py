@@ -21,8 +21,9 @@ import yaml
 
 from avpretrain.data.datamodule import AVDataModule
 from avpretrain.data.synth import SynthConfig, write_world
+from avpretrain.recipes import resolve_recipe
 
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "tiny.yaml"
+RECIPE = resolve_recipe("pretrain/tiny")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

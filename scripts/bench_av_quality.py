@@ -25,9 +25,9 @@ import yaml
 
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.quality.kfold import fold_metrics
+from avpretrain.recipes import resolve_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "tasks" / "av_quality" / "synth.yaml"
+RECIPE = resolve_recipe("tasks/av_quality/synth")
 INPUTS = ("video", "audio", "av")
 TARGETS = ("overall", "video", "audio")
 

@@ -18,9 +18,7 @@ import yaml
 from chance_levels import localization_chance, majority_chance, parsing_chance
 
 from avpretrain.lightning_cli import run_lightning_cli
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from avpretrain.recipes import resolve_recipe
 
 # overall, per modality, per question type (MUSIC-AVQA's printed names)
 QA_ACCURACIES = (
@@ -72,7 +70,7 @@ TASKS = {
 
 def load_recipe(recipe: str, world: Path) -> dict:
     """A task recipe reading ``world``'s train and val shards with one loader worker."""
-    cfg = yaml.safe_load((ROOT / "tasks" / recipe).read_text())
+    cfg = yaml.safe_load(resolve_recipe(f"tasks/{recipe}").read_text())
     data = cfg["data"]["init_args"]
     data.update(train_urls=str(world / "train"), val_urls=str(world / "val"), num_workers=1)
     return cfg

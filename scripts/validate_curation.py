@@ -43,9 +43,9 @@ from avpretrain.data.shards import read_index, read_raw_samples, write_index, wr
 from avpretrain.data.synth import write_world
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.export import model_from_checkpoint, save_encoders
+from avpretrain.recipes import resolve_recipe
 from avpretrain.tasks.backbone import MODES
 
-ROOT = Path(__file__).resolve().parents[1]
 ON_SCREEN = "instance (clean clips with an on-screen source)"
 
 
@@ -120,7 +120,7 @@ def pretrain(clean: Path, run: Path, cfg: SynthConfig, steps: int, workers: int)
     out = run / "encoders.pt"
     if out.exists():
         return out
-    config = yaml.safe_load((ROOT / "configs/pretrain/tiny.yaml").read_text())
+    config = yaml.safe_load(resolve_recipe("pretrain/tiny").read_text())
     _local_trainer(config, run, max_steps=steps)
     frames = _data(config, clean, cfg, workers)
     model = config["model"]["init_args"]["model"]["init_args"]
@@ -136,7 +136,7 @@ def fit_text_tower(
     out = run / "text_tower.pt"
     if out.exists():
         return out
-    config = yaml.safe_load((ROOT / "tasks/retrieval/synth.yaml").read_text())
+    config = yaml.safe_load(resolve_recipe("tasks/retrieval/synth").read_text())
     _local_trainer(config, run, max_epochs=epochs)
     _data(config, clean, cfg, workers)
     config["model"]["init_args"].update(encoders=str(encoders.resolve()), mode=mode)

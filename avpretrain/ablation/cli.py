@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Pretrain and probe on every point of a curation / data-scale grid, then "
         "tabulate and plot the metrics against data scale.",
     )
-    p.add_argument("--grid", required=True, help="grid YAML (see configs/ablate/)")
+    p.add_argument("--grid", required=True, help="grid YAML, or a packaged grid: ablate/tiny, ablate/paper")
     p.add_argument("--out", help="output folder (default: the grid's `out`)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--list", action="store_true", help="print the grid points and exit")

@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from avpretrain.curation.filter import STAGES
+from avpretrain.recipes import RecipeNotFoundError, resolve_recipe
 
-ROOT = Path(__file__).resolve().parents[2]
 AXES = ("scale", "curated", "threshold", "criteria")
 BUDGET_KEYS = ("max_steps", "max_epochs", "max_time")
 THRESHOLD_MODES = ("score", "quantile")
@@ -147,15 +147,13 @@ def _require(mapping: dict[str, Any], key: str, where: str, path: Path) -> Any:
     return mapping[key]
 
 
-def resolve_path(value: str | Path, path: Path, key: str, must_exist: bool = True) -> Path:
-    """A path from the grid: as given (relative to the working directory), else relative to the
-    project root (for the shipped ``configs/`` and ``tasks/`` recipes)."""
-    candidate = Path(value)
-    if candidate.exists() or not must_exist:
-        return candidate.resolve() if candidate.exists() else candidate
-    if not candidate.is_absolute() and (ROOT / candidate).exists():
-        return ROOT / candidate
-    raise GridError(f"{path}: {key}: {value} does not exist")
+def resolve_path(value: str | Path, path: Path, key: str) -> Path:
+    """A recipe from the grid: a file as given (relative to the working directory), else a
+    packaged recipe (``pretrain/tiny``, ``tasks/retrieval/synth.yaml``, ``configs/...``)."""
+    try:
+        return resolve_recipe(value).resolve()
+    except RecipeNotFoundError as err:
+        raise GridError(f"{path}: {key}: {err}") from None
 
 
 def _scale(value: Any, path: Path) -> int | float:
@@ -230,15 +228,16 @@ def load_grid(path: str | Path, out: str | Path | None = None) -> Grid:
     """Read and validate a grid file.
 
     Args:
-        path: the grid YAML.
+        path: the grid YAML, or a packaged grid's name (``ablate/tiny``).
         out: output folder overriding the file's ``out``.
 
     Raises:
         GridError: naming the file and the missing or bad key.
     """
-    path = Path(path)
-    if not path.exists():
-        raise GridError(f"{path}: grid file does not exist")
+    try:
+        path = resolve_recipe(path)
+    except RecipeNotFoundError as err:
+        raise GridError(f"grid {err}") from None
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict):
         raise GridError(f"{path}: a grid file is a YAML mapping")

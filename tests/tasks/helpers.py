@@ -17,6 +17,7 @@ from PIL import Image
 
 from avpretrain.export import save_encoders
 from avpretrain.models import AVMAE
+from avpretrain.recipes import resolve_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKBONE = {
@@ -35,7 +36,7 @@ def tiny_encoders(path: Path, seed: int = 1, **overrides: Any) -> Path:
 
 def task_recipe(recipe: str, world: Path, run_dir: Path, **model: Any) -> dict[str, Any]:
     """``tasks/<recipe>`` pointed at the tiny world (2 s clips, 32 px, 4 classes)."""
-    cfg = yaml.safe_load((ROOT / "tasks" / recipe).read_text())
+    cfg = yaml.safe_load(resolve_recipe(f"tasks/{recipe}").read_text())
     trainer = cfg["trainer"]
     trainer.update(
         default_root_dir=str(run_dir),

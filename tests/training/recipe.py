@@ -7,12 +7,14 @@ from typing import Any
 
 import yaml
 
+from avpretrain.recipes import resolve_recipe
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_recipe(world: Path, run_dir: Path, max_steps: int = 30, **data: Any) -> dict[str, Any]:
     """The tiny recipe shrunk to the tiny world (2 s clips, 32 px frames) and to a few steps."""
-    cfg = yaml.safe_load((ROOT / "configs" / "pretrain" / "tiny.yaml").read_text())
+    cfg = yaml.safe_load(resolve_recipe("pretrain/tiny").read_text())
     trainer = cfg["trainer"]
     trainer.update(
         default_root_dir=str(run_dir),
