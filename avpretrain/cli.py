@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-vggss-pairs": "avpretrain.converters.vggss_pairs:main",
     "convert-avsbench": "avpretrain.converters.avsbench:main",
     "convert-sfqa": "avpretrain.converters.sfqa:main",
+    "convert-avsd": "avpretrain.converters.avsd:main",
     "av-quality-kfold": "avpretrain.quality.kfold:main",
     "curate": "avpretrain.curation.cli:main",
     "text-tower": "avpretrain.curation.text_tower:main",

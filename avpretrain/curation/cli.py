@@ -38,7 +38,8 @@ from avpretrain.curation.plugins import load_plugin
 from avpretrain.curation.report import write_report
 from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
 from avpretrain.curation.text_tower import load_text_tower
-from avpretrain.data.schema import JSON_EXT, decode_flac, frame_exts
+from avpretrain.data.audio_codec import decode_audio
+from avpretrain.data.schema import JSON_EXT, frame_exts
 from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
 from avpretrain.data.video import decode_jpeg
 
@@ -55,7 +56,7 @@ def decode_clip(sample: dict[str, Any], shard: str) -> tuple[ClipInput, dict[str
     key = sample["__key__"]
     try:
         meta = json.loads(sample[JSON_EXT])
-        waveform, rate = decode_flac(sample["flac"])
+        waveform, rate = decode_audio(sample, meta)
         exts = frame_exts(sample)
         if not exts:
             raise ValueError("no frames")

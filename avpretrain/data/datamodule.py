@@ -28,6 +28,7 @@ from torch import Tensor
 
 from avpretrain.data.audio import FbankConfig, normalize
 from avpretrain.data.augment import mixup, spec_augment
+from avpretrain.data.device_decode import JPEG_KEY, decode_frames_in_batch
 from avpretrain.data.loader import EpochLoader
 from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
 from avpretrain.data.samples import FRAME_SAMPLING, SampleOptions, WaveformFeatures
@@ -36,6 +37,12 @@ from avpretrain.data.urls import Shard, expand_urls, total_samples
 logger = logging.getLogger("avpretrain.data")
 
 _SPLITS = ("train", "val", "test")
+
+
+def _batch_device(batch: dict[str, Any]) -> torch.device:
+    """The device of the first tensor in a batch (the CPU if it holds none)."""
+    tensors = (v for v in batch.values() if isinstance(v, Tensor))
+    return next(tensors, torch.empty(0)).device
 
 
 class AVDataModule(L.LightningDataModule):
@@ -69,6 +76,10 @@ class AVDataModule(L.LightningDataModule):
             training, centred otherwise: what quality assessment needs to see stutter).
         audio_on_device: accelerator mode: workers only decode audio and the fbank runs on the
             device after transfer (faster when loader CPUs are scarce).
+        frames_on_device: workers pass the chosen frames' JPEG bytes and crops, and
+            :meth:`on_after_batch_transfer` decodes (nvJPEG on CUDA), crops, resizes, flips and
+            normalises the batch on the device. With ``audio_on_device`` and PCM shards
+            (``avpretrain reencode --codec pcm``) a worker only reads the tar and slices bytes.
         time_roll: pretraining augmentation: roll the waveform by a random offset.
         gain_db: pretraining augmentation: random gain within +-gain_db decibels (0: off).
         spec_freq_mask: fine-tuning SpecAugment frequency band bound in bins (0: off).
@@ -102,6 +113,7 @@ class AVDataModule(L.LightningDataModule):
         num_frames_per_clip: int = 1,
         frame_sampling: str = "uniform",
         audio_on_device: bool = False,
+        frames_on_device: bool = False,
         time_roll: bool = False,
         gain_db: float = 0.0,
         spec_freq_mask: int = 0,
@@ -136,7 +148,7 @@ class AVDataModule(L.LightningDataModule):
         self.fbank = fbank or FbankConfig.audioset()
         self.frame_size, self.num_frames_per_clip = frame_size, num_frames_per_clip
         self.frame_sampling = frame_sampling
-        self.audio_on_device = audio_on_device
+        self.audio_on_device, self.frames_on_device = audio_on_device, frames_on_device
         self.time_roll, self.gain_db = time_roll, gain_db
         self.spec_freq_mask, self.spec_time_mask = spec_freq_mask, spec_time_mask
         self.mixup_alpha, self.num_classes = mixup_alpha, num_classes
@@ -189,6 +201,7 @@ class AVDataModule(L.LightningDataModule):
             num_frames_per_clip=self.num_frames_per_clip,
             frame_sampling=self.frame_sampling,
             audio_on_device=self.audio_on_device,
+            frames_on_device=self.frames_on_device,
             time_roll=self.time_roll,
             gain_db=self.gain_db,
             num_classes=self.num_classes,
@@ -309,20 +322,29 @@ class AVDataModule(L.LightningDataModule):
     # -- on the device ------------------------------------------------------------------------
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        """Device-side steps: fbank in accelerator mode, then training augmentations."""
+        """Device-side steps: frames and fbank in accelerator mode, then training augmentations."""
         training = self.trainer is not None and self.trainer.training
-        return self.device_transform(batch, train=training)
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        return self.device_transform(batch, train=training, device=device)
 
-    def device_transform(self, batch: dict[str, Any], train: bool = False) -> dict[str, Any]:
-        """Accelerator-mode features, then (training only) mixup and SpecAugment.
+    def device_transform(
+        self, batch: dict[str, Any], train: bool = False, device: torch.device | None = None
+    ) -> dict[str, Any]:
+        """Accelerator-mode frames and features, then (training only) mixup and SpecAugment.
 
         Args:
             batch: a loader batch on its device.
             train: apply the fine-tuning augmentations.
+            device: where JPEG bytes are decoded (default: the device of the batch's tensors).
 
         Returns:
-            The batch with ``audio`` [B, 1, F, T] (``waveform``/``waveform_len`` consumed).
+            The batch with ``video`` (``frames_jpeg``/``frame_crop`` consumed) and ``audio``
+            [B, 1, F, T] (``waveform``/``waveform_len`` consumed).
         """
+        if JPEG_KEY in batch:
+            batch, _ = decode_frames_in_batch(
+                batch, self.frame_size, device or _batch_device(batch)
+            )
         if "waveform" in batch:
             if self._features is None:
                 self._features = WaveformFeatures(self.fbank)

@@ -329,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jpeg-quality", type=int, default=d.jpeg_quality, help="JPEG quality of the frames"
     )
+    p.add_argument(
+        "--audio-codec",
+        choices=("flac", "pcm"),
+        default=d.audio_codec,
+        help="audio member: flac (smallest) or pcm (raw 16-bit: no decoding in the loader, about "
+        "twice the bytes); `avpretrain reencode` converts existing shards",
+    )
     return p
 
 
@@ -352,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             prefix=args.prefix,
             jpeg_quality=args.jpeg_quality,
+            audio_codec=args.audio_codec,
         )
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")

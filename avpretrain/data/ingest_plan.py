@@ -42,6 +42,8 @@ class IngestConfig:
         min_seconds: clips with less content than this are skipped whatever ``short`` says.
         prefix: shard file names are ``<prefix>-000000.tar``, ...
         jpeg_quality: JPEG quality of the frames.
+        audio_codec: the audio member: ``flac`` (smallest) or ``pcm`` (raw 16-bit, no decoding
+            in the loader; see :mod:`avpretrain.data.audio_codec`).
     """
 
     clip_seconds: float = 10.0
@@ -54,6 +56,7 @@ class IngestConfig:
     min_seconds: float = 1.0
     prefix: str = "shard"
     jpeg_quality: int = 90
+    audio_codec: str = "flac"
 
     def __post_init__(self) -> None:
         checks = {
@@ -67,6 +70,7 @@ class IngestConfig:
             "0 < min_seconds <= clip_seconds": 0 < self.min_seconds <= self.clip_seconds,
             "prefix has no '/' or '.'": "/" not in self.prefix and "." not in self.prefix,
             "1 <= jpeg_quality <= 100": 1 <= self.jpeg_quality <= 100,
+            "audio_codec in (flac, pcm)": self.audio_codec in ("flac", "pcm"),
         }
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
@@ -219,6 +223,8 @@ def load_plan(out: Path, config: IngestConfig, sources: list[VideoSource]) -> di
     plan = json.loads(path.read_text())
     stored = plan.get("config", {})
     wanted = asdict(config)
+    # A setting newer than the plan counts as its default there (old plans stay resumable).
+    stored = {**asdict(IngestConfig()), **stored}
     differ = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in wanted.items() if stored.get(k) != v]
     if plan.get("version") != PLAN_VERSION or differ:
         raise ValueError(

@@ -92,7 +92,14 @@ def _encode(video: dict[str, Any], clip: DecodedClip, config: dict[str, Any]) ->
         **({"annotations": spec["annotations"]} if "annotations" in spec else {}),
     )
     key = sample_key(video["index"], clip.window.index)
-    return encode_sample(key, clip.frames, clip.audio, meta, jpeg_quality=config["jpeg_quality"])
+    return encode_sample(
+        key,
+        clip.frames,
+        clip.audio,
+        meta,
+        jpeg_quality=config["jpeg_quality"],
+        audio_codec=config.get("audio_codec", "flac"),
+    )
 
 
 def write_planned_shard(task: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ Stages (module-level functions or small picklable objects, so DataLoader workers
     read_tar_samples tar members grouped by key (webdataset's tar iterator; see urls.open_url)
     select_members   choose the frame(s) to use, drop every other member (keeps buffers small)
     shuffle_samples  sample shuffle buffer (training)
-    decode_samples   JSON, JPEG, FLAC, resample, augment, fbank or fixed-length waveform, labels
+    decode_samples   JSON, JPEG, FLAC or PCM, resample, augment, fbank or fixed-length waveform,
+                     labels (or JPEG bytes and crops, with frames_on_device)
     batched          collate_samples -> dict batch
 
 A batch: ``key`` list[str]; ``video`` [B, 3, H, W] (or [B, 3, F, H, W] with several frames per
@@ -38,8 +39,9 @@ import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from avpretrain.data.audio_codec import AUDIO_EXTS
 from avpretrain.data.samples import SampleOptions, choose_frames, collate_samples, decode_sample
-from avpretrain.data.schema import AUDIO_EXT, JSON_EXT, frame_exts
+from avpretrain.data.schema import JSON_EXT, frame_exts
 from avpretrain.data.urls import open_url
 
 logger = logging.getLogger("avpretrain.data")
@@ -195,14 +197,14 @@ def read_tar_samples(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Ite
 def select_members(
     src: Iterable[dict[str, Any]], opts: SampleOptions, stream: StreamSeed
 ) -> Iterator[dict[str, Any]]:
-    """Keep JSON, FLAC and only the chosen frame(s), as ``__frames__`` in temporal order.
+    """Keep JSON, audio and only the chosen frame(s), as ``__frames__`` in temporal order.
 
     Runs before the shuffle buffer, which then holds one JPEG per clip instead of ten.
     """
     generator = torch.Generator().manual_seed(stream.local(_SELECT))
     for sample in src:
         frames = frame_exts(sample)
-        names = ("__key__", "__url__", JSON_EXT, AUDIO_EXT, *opts.extra_members)
+        names = ("__key__", "__url__", JSON_EXT, *AUDIO_EXTS, *opts.extra_members)
         kept = {k: sample[k] for k in names if k in sample}
         if frames:
             idx = choose_frames(

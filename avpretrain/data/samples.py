@@ -1,7 +1,8 @@
 """Decoding one shard sample into tensors, and collating decoded samples into a batch.
 
 The per-sample half of the loader (:mod:`avpretrain.data.pipeline` wires it into stages):
-the chosen frame(s) only are JPEG-decoded, the FLAC is decoded with soundfile and resampled to
+the chosen frame(s) only are JPEG-decoded (or passed on as bytes, to be decoded on the device),
+the FLAC is decoded with soundfile (a PCM member is read as it is) and resampled to
 the feature rate, then either the CPU fbank (``audio`` [1, 128, T]) or, in accelerator mode, a
 fixed-length ``waveform`` is produced, whose features :class:`WaveformFeatures` computes on the
 device after transfer (equal to the CPU fbank).
@@ -19,8 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize, resample
+from avpretrain.data.audio_codec import decode_audio
 from avpretrain.data.augment import random_gain, random_time_roll
-from avpretrain.data.schema import AUDIO_EXT, JSON_EXT, decode_flac
+from avpretrain.data.device_decode import frame_bytes
+from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.video import choose_frame_index, decode_jpeg, frame_transform, frames_to_clip
 
 
@@ -36,6 +39,8 @@ class SampleOptions:
         frame_sampling: how several frames are chosen (:func:`choose_frames`): ``uniform``
             (one per segment) or ``dense`` (consecutive stored frames).
         audio_on_device: return a fixed-length ``waveform`` instead of the CPU fbank ``audio``.
+        frames_on_device: return the frames' JPEG bytes and crop (``frames_jpeg``,
+            ``frame_crop``) instead of ``video``; see :mod:`avpretrain.data.device_decode`.
         time_roll: roll the waveform by a random offset (training only).
         gain_db: random gain in [-gain_db, gain_db] dB (training only; 0 disables).
         num_classes: emit ``label`` and ``labels`` from the JSON ``labels`` when set.
@@ -54,6 +59,7 @@ class SampleOptions:
     num_frames_per_clip: int = 1
     frame_sampling: str = "uniform"
     audio_on_device: bool = False
+    frames_on_device: bool = False
     time_roll: bool = False
     gain_db: float = 0.0
     num_classes: int | None = None
@@ -185,18 +191,22 @@ def decode_sample(
     sample: dict[str, Any], opts: SampleOptions, generator: torch.Generator | None = None
 ) -> dict[str, Any]:
     """Decode one selected sample (see :func:`select_members`) into tensors."""
-    for member in (JSON_EXT, AUDIO_EXT, "__frames__"):
+    for member in (JSON_EXT, "__frames__"):
         if member not in sample:
             raise ValueError(f"no {member.strip('_')} member")
     meta = json.loads(sample[JSON_EXT])
-    frames = [decode_jpeg(data) for data in sample["__frames__"]]
     augment = opts.train and opts.frame_augment
-    if opts.num_frames_per_clip == 1:
-        video = frame_transform(frames[0], opts.frame_size, augment, generator)
+    out: dict[str, Any] = {"key": sample["__key__"]}
+    if opts.frames_on_device:
+        out.update(frame_bytes(sample["__frames__"], augment, generator))
     else:
-        video = frames_to_clip(frames, opts.frame_size, augment, generator)
+        frames = [decode_jpeg(data) for data in sample["__frames__"]]
+        if opts.num_frames_per_clip == 1:
+            out["video"] = frame_transform(frames[0], opts.frame_size, augment, generator)
+        else:
+            out["video"] = frames_to_clip(frames, opts.frame_size, augment, generator)
     cfg = opts.fbank
-    audio, rate = decode_flac(sample[AUDIO_EXT])
+    audio, rate = decode_audio(sample, meta)
     waveform = resample(torch.from_numpy(audio), rate, cfg.sample_rate)
     if waveform.shape[0] < cfg.window_size:
         raise ValueError(f"audio of {waveform.shape[0]} samples is shorter than one fbank window")
@@ -204,7 +214,6 @@ def decode_sample(
         waveform = random_time_roll(waveform, generator)
     if opts.train and opts.gain_db > 0:
         waveform = random_gain(waveform, -opts.gain_db, opts.gain_db, generator)
-    out: dict[str, Any] = {"key": sample["__key__"], "video": video}
     if opts.audio_on_device:
         # fbank removes the whole clip's mean before framing; doing it here too keeps the device
         # features equal when the clip is cut or padded (the device sees only the fitted part).

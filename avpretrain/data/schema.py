@@ -3,7 +3,8 @@
 A sample is a group of tar members sharing a key (``<key>.<ext>``)::
 
     <key>.f00.jpg ... <key>.f09.jpg   frames, evenly spaced over the clip (JPEG)
-    <key>.flac                        audio, mono, ``meta["sample_rate"]`` Hz (16 kHz by default)
+    <key>.flac or <key>.pcm16         audio, mono, ``meta["sample_rate"]`` Hz (16 kHz by default):
+                                      16-bit FLAC or raw little-endian int16 (``audio_codec``)
     <key>.json                        metadata (fields below)
     <key>.gt.npz                      synthetic world only: masks [F, H, W] uint8 (object index + 1,
                                       0 = background) and sources [S, samples] float32
@@ -16,7 +17,7 @@ JSON fields (the ACAV-1M paper's Table 14 plus what the loaders need)::
     category                      str or None (primary class name)
     labels                        list[int] class indices (multi-label), the primary class (the
                                   category) first; possibly empty
-    sample_rate, num_frames       audio rate of the FLAC, number of stored frames
+    sample_rate, num_frames       audio rate, number of stored frames
     frame_times                   list[float]: time of each frame from clip start, seconds
     flags                         {no_audio: bool, padded: bool} set by ingest
     synthetic                     synthetic world only: objects, events, questions, corruption
@@ -29,11 +30,11 @@ import json
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
 
+from avpretrain.data.audio_codec import encode_audio
+
 SCORE_KEYS = ("text_audio", "text_visual", "audio_visual", "temporal")
-AUDIO_EXT = "flac"
 JSON_EXT = "json"
 GT_EXT = "gt.npz"
 
@@ -94,23 +95,6 @@ def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
-    """Encode mono audio losslessly as 16-bit FLAC.
-
-    Args:
-        audio: [samples] float in [-1, 1].
-    """
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode FLAC bytes to ``([samples] float32, sample_rate)``; channels are averaged."""
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32")
-    return (audio.mean(axis=1) if audio.ndim == 2 else audio), sr
-
-
 def encode_sample(
     key: str,
     frames: list[np.ndarray],
@@ -118,6 +102,7 @@ def encode_sample(
     meta: dict[str, Any],
     gt: dict[str, np.ndarray] | None = None,
     jpeg_quality: int = 90,
+    audio_codec: str = "flac",
 ) -> dict[str, Any]:
     """Turn one decoded clip into a webdataset sample dict (``__key__`` plus encoded members).
 
@@ -127,13 +112,16 @@ def encode_sample(
         audio: [samples] float mono at ``meta["sample_rate"]``.
         meta: the JSON record (see :func:`make_meta`).
         gt: optional synthetic ground-truth arrays, stored as ``gt.npz``.
+        jpeg_quality: JPEG quality of the frames.
+        audio_codec: ``flac`` or ``pcm`` (:mod:`avpretrain.data.audio_codec`).
     """
     if "." in key or "/" in key:
         raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
     sample: dict[str, Any] = {"__key__": key}
     for i, frame in enumerate(frames):
         sample[frame_ext(i)] = encode_jpeg(frame, jpeg_quality)
-    sample[AUDIO_EXT] = encode_flac(audio, meta["sample_rate"])
+    ext, data = encode_audio(audio, meta["sample_rate"], audio_codec)
+    sample[ext] = data
     sample[JSON_EXT] = json.dumps(meta).encode("utf-8")
     if gt is not None:
         buf = io.BytesIO()

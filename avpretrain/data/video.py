@@ -7,6 +7,7 @@ the middle frame (resize + center crop). Multi-frame clips get one crop shared b
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -83,7 +84,49 @@ def random_resized_crop_params(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def _normalize(img: Tensor) -> Tensor:
+class FrameCrop(NamedTuple):
+    """A training crop box in stored-frame pixels and whether to flip (a tuple, so batches carry
+    it as it is to the device)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+
+def draw_frame_crop(
+    height: int, width: int, train: bool, generator: torch.Generator | None = None
+) -> FrameCrop | None:
+    """The random resized crop and flip of a training frame of ``height`` x ``width``; ``None``
+    (resize and center crop) when not training. Drawn in this order from ``generator``."""
+    if not train:
+        return None
+    top, left, h, w = random_resized_crop_params(height, width, generator=generator)
+    flip = torch.rand(1, generator=generator).item() < 0.5
+    return FrameCrop(top, left, h, w, flip)
+
+
+def crop_resize(img: Tensor, crop: FrameCrop | None, size: int) -> Tensor:
+    """Apply a crop from :func:`draw_frame_crop`, on uint8 (antialiased bilinear), on any device.
+
+    Args:
+        img: [..., 3, H, W] uint8.
+        crop: the training crop and flip, or ``None``: resize the short side, center crop.
+        size: output side.
+
+    Returns:
+        [..., 3, size, size] uint8.
+    """
+    if crop is None:
+        return TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
+    img = TF.resized_crop(
+        img, crop.top, crop.left, crop.height, crop.width, [size, size], antialias=True
+    )
+    return TF.horizontal_flip(img) if crop.flip else img
+
+
+def normalize_frames(img: Tensor) -> Tensor:
     """uint8 [..., 3, H, W] -> float32 ImageNet-normalised."""
     img = TF.to_dtype(img, torch.float32, scale=True)
     return TF.normalize(img, list(IMAGENET_MEAN), list(IMAGENET_STD))
@@ -114,14 +157,8 @@ def frame_transform(
         raise ValueError(
             f"frame_transform expects uint8 [..., 3, H, W], got {img.dtype} {img.shape}"
         )
-    if not train:
-        img = TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
-        return _normalize(img)
-    top, left, h, w = random_resized_crop_params(img.shape[-2], img.shape[-1], generator=generator)
-    img = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
-    if torch.rand(1, generator=generator).item() < 0.5:
-        img = TF.horizontal_flip(img)
-    return _normalize(img)
+    crop = draw_frame_crop(img.shape[-2], img.shape[-1], train, generator)
+    return normalize_frames(crop_resize(img, crop, size))
 
 
 def frames_to_clip(

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from avpretrain.data.schema import AUDIO_EXT, GT_EXT, decode_flac
+from avpretrain.data.audio_codec import decode_audio
+from avpretrain.data.schema import GT_EXT
 from avpretrain.data.video import decode_jpeg, frame_transform
 
 
@@ -86,9 +87,9 @@ class SeparationTargets:
             return 0.5 + float(torch.rand(()))
         return 1.0
 
-    def clip_audio(self, sample: dict[str, Any]) -> torch.Tensor:
+    def clip_audio(self, sample: dict[str, Any], meta: dict[str, Any]) -> torch.Tensor:
         """The clip's audio at ``sample_rate``: [samples]."""
-        audio, rate = decode_flac(sample[AUDIO_EXT])
+        audio, rate = decode_audio(sample, meta)
         wave = self.resample(torch.from_numpy(audio).float(), rate)
         if wave.shape[0] == 0:
             raise ValueError(f"{sample.get('__key__')} ({sample.get('__url__')}): empty audio")
@@ -98,14 +99,14 @@ class SeparationTargets:
         """The clip's waveform around the chosen frame.
 
         Args:
-            sample: raw members (``flac``, ``__frame_indices__``).
+            sample: raw members (``flac`` or ``pcm16``, ``__frame_indices__``).
             meta: the clip's JSON (``frame_times``; the clip's middle when absent).
             opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``train`` flag).
 
         Returns:
             ``{"sep_wave": [num_samples] float32}``.
         """
-        wave = self.clip_audio(sample)
+        wave = self.clip_audio(sample, meta)
         start = self.window(sample, meta, wave.shape[0])
         return {"sep_wave": self.cut(wave, start, self.gain(opts))}
 
@@ -146,7 +147,7 @@ class SynthObjectTargets(SeparationTargets):
         pick = eligible[0]
         if getattr(opts, "train", False):
             pick = eligible[int(torch.randint(len(eligible), ()))]
-        wave = self.clip_audio(sample)
+        wave = self.clip_audio(sample, meta)
         rate = int(meta["sample_rate"])
         source = self.resample(torch.from_numpy(sources[pick]).float(), rate)
         # the other sources from gt, not the clip minus the source: with no other source the

@@ -13,8 +13,8 @@ import webdataset as wds
 from PIL import Image
 
 from avpretrain.converters.avsbench import convert, main, read_meta
+from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.samples import SampleOptions
-from avpretrain.data.schema import decode_flac
 from avpretrain.data.shards import read_index
 from avpretrain.tasks.segmentation_targets import png_mask_targets
 

@@ -11,8 +11,8 @@ import webdataset as wds
 from PIL import Image
 
 from avpretrain.converters.vggss_pairs import centre_crop, convert, main
+from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.samples import SampleOptions
-from avpretrain.data.schema import decode_flac
 from avpretrain.data.shards import read_index
 from avpretrain.tasks.localization_targets import flickr_box_targets, vggss_box_targets
 

@@ -15,8 +15,9 @@ import webdataset as wds
 from PIL import Image
 
 from avpretrain.cli import main as cli_main
+from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.ingest import main
-from avpretrain.data.schema import SCORE_KEYS, decode_flac, frame_exts
+from avpretrain.data.schema import SCORE_KEYS, frame_exts
 from avpretrain.data.shards import read_index
 from tests.data.videos import amplitude_at, colour_at, write_video
 
@@ -314,3 +315,29 @@ def test_a_crashing_worker_costs_only_its_shard(videos, tmp_path, monkeypatch, c
         "shard-000002.tar",
     ]
     assert any("crash.mp4" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_pcm_ingest_stores_the_samples_of_the_flac_ingest(videos, tmp_path):
+    outs = {}
+    for codec in ("flac", "pcm"):
+        out = tmp_path / codec
+        assert main([str(videos), "--out", str(out), *TINY, "--audio-codec", codec]) == 0
+        outs[codec] = {k: s["raw"] for k, s in read_shards_raw(out).items()}
+    assert outs["flac"].keys() == outs["pcm"].keys() and len(outs["pcm"]) == 5
+    for key, flac in outs["flac"].items():
+        pcm = outs["pcm"][key]
+        assert "pcm16" in pcm and "flac" not in pcm
+        assert {k: v for k, v in pcm.items() if k != "pcm16"} == {
+            k: v for k, v in flac.items() if k != "flac"
+        }
+        samples = np.frombuffer(pcm["pcm16"], "<i2")
+        np.testing.assert_array_equal(samples / 32768.0, decode_flac(flac["flac"])[0])
+
+
+def read_shards_raw(out: Path) -> dict[str, dict]:
+    """Every sample of the index, by key, as raw members."""
+    return {
+        raw["__key__"]: {"raw": {k: v for k, v in raw.items() if not k.startswith("__")}}
+        for shard in read_index(out)["shards"]
+        for raw in wds.WebDataset(shard["url"], shardshuffle=False)
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avpretrain.data.schema import decode_flac
+from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.shards import read_index
 from avpretrain.data.synth import SynthConfig, main, write_world
 from avpretrain.data.synth_audio import class_waveform

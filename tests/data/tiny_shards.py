@@ -23,6 +23,7 @@ def tiny_sample(
     seconds: float = 0.5,
     sample_rate: int = 16000,
     size: int = 16,
+    audio_codec: str = "flac",
 ) -> dict:
     """One encoded clip: solid-colour frames, a tone, a JSON record with ``labels``."""
     frames = [np.full((size, size, 3), FRAME_COLOURS[i], np.uint8) for i in range(num_frames)]
@@ -35,7 +36,7 @@ def tiny_sample(
     audio = 0.5 * np.sin(2 * np.pi * freq * t) + 0.01 * noise + 0.01
     times = list(np.linspace(0, seconds, num_frames, endpoint=False))
     meta = make_meta(key, 0.0, seconds, sample_rate, times, labels=labels)
-    return encode_sample(key, frames, audio, meta)
+    return encode_sample(key, frames, audio, meta, audio_codec=audio_codec)
 
 
 def write_tiny_shards(
