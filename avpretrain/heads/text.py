@@ -118,6 +118,20 @@ class TextEncoder(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 
+    def token_states(self, ids: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Final (normed) token states of tokenised texts: [B, L, D].
+
+        Args:
+            ids: [B, L] byte ids, L <= ``max_length``.
+            mask: [B, L] bool, True on real tokens; None derives it from ``ids != pad``.
+        """
+        if ids.shape[1] > self.pos_embed.shape[1]:
+            raise ValueError(f"{ids.shape[1]} ids exceed max_length {self.pos_embed.shape[1]}")
+        if mask is None:
+            mask = ids != PAD
+        x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
+        return self.norm(self.blocks(x, src_key_padding_mask=~mask))
+
     def forward(self, ids: Tensor, mask: Tensor | None = None) -> Tensor:
         """Pooled embeddings of tokenised texts.
 
@@ -126,14 +140,11 @@ class TextEncoder(nn.Module):
             mask: [B, L] bool, True on real tokens; None derives it from ``ids != pad``.
 
         Returns:
-            [B, D] mean of the final token states over the real tokens.
+            [B, D] mean of the final token states (:meth:`token_states`) over the real tokens.
         """
-        if ids.shape[1] > self.pos_embed.shape[1]:
-            raise ValueError(f"{ids.shape[1]} ids exceed max_length {self.pos_embed.shape[1]}")
         if mask is None:
             mask = ids != PAD
-        x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
-        x = self.norm(self.blocks(x, src_key_padding_mask=~mask))
+        x = self.token_states(ids, mask)
         weights = mask.unsqueeze(-1).to(x.dtype)
         return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
