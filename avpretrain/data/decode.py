@@ -8,6 +8,12 @@ frame rates are handled by time, not by frame index. Only the chosen frames are 
 soon as both tracks have passed its end, and the audio before the earliest open clip is dropped,
 so memory stays bounded by the clips in flight, not by the video's length.
 
+Both tracks are placed by presentation timestamp (:mod:`avpretrain.data.decode_tracks`): audio
+packet gaps become silence (``audio_gap``); a clip never takes a frame from after its end, so a
+video track that starts late skips the clips before it (``video_gap``) and flags the clip it
+starts in; frames are turned upright by the display matrix and all get one size. With several
+audio streams the one marked default is decoded, unless one is asked for.
+
 Windows far apart (manifest timestamps in a long video, or a shard that starts in the middle
 of one) are reached by seeking to the keyframe before them instead of decoding the gap.
 """
@@ -31,8 +37,9 @@ TOLERANCE_S = 0.05
 SEEK_GAP_S = 30.0
 # Seek this far before a window so both tracks have data from its start on.
 SEEK_MARGIN_S = 1.0
-# One track this far past a clip's end while the other is not there yet: the other has ended.
-MAX_LAG_S = 10.0
+# One track this far past a clip's end while the other is not there yet: the other has ended
+# (a longer gap in one track ends the clips inside it as if that track had ended there).
+MAX_LAG_S = 30.0
 # Give up on a video after this many packets that fail to decode.
 MAX_PACKET_ERRORS = 50
 # Data ending this long before the container's duration means the file was cut short.
@@ -80,6 +87,11 @@ class DecodedClip:
         frames: ``num_frames`` arrays [H, W, 3] uint8.
         audio: [round(length * sample_rate)] float32 mono; zeros where there is no audio.
         frame_times: sampling time of each frame from the clip start, seconds.
+        padded: shorter than asked; the tail repeats the last frame and the audio is zeros.
+        no_audio: the audio is silence because the video has none.
+        audio_gap: part of the audio is silence put in where the stream had no packets.
+        video_gap: the video starts inside the clip; the frames before it repeat its first.
+        size_changed: the source's frame size changed; some frames were scaled to the others'.
     """
 
     window: Window
@@ -88,6 +100,14 @@ class DecodedClip:
     frame_times: list[float]
     padded: bool = False
     no_audio: bool = False
+    audio_gap: bool = False
+    video_gap: bool = False
+    size_changed: bool = False
+
+    def flags(self) -> dict[str, bool]:
+        """The clip's flags, as stored in its JSON."""
+        names = ("no_audio", "padded", "audio_gap", "video_gap", "size_changed")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(frozen=True)
@@ -110,14 +130,51 @@ class VideoSkipped(Exception):
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What opening a file tells: its duration in seconds and whether it has sound."""
+    """What opening a file tells.
+
+    Attributes:
+        duration: seconds.
+        has_audio: the file has an audio stream.
+        audio_stream: which of its audio streams to decode (0 when it has none).
+        audio_choice: why that one, when there were several to choose from; else None.
+    """
 
     duration: float
     has_audio: bool
+    audio_stream: int = 0
+    audio_choice: str | None = None
 
 
-def probe(path: str) -> ProbeResult:
-    """Open a file and read its header; raise :class:`VideoSkipped` if it cannot be used."""
+def choose_audio_stream(
+    streams: list[av.audio.stream.AudioStream], wanted: int | None
+) -> tuple[int, str]:
+    """Position of the audio stream to decode among ``streams``, and why it was chosen.
+
+    ``wanted`` (``--audio-stream``) if given, else the first marked default, else the first.
+
+    Raises:
+        VideoSkipped: ``wanted`` is past the file's audio streams (reason ``audio_stream``).
+    """
+    if wanted is not None:
+        if wanted >= len(streams):
+            raise VideoSkipped(
+                "audio_stream", f"--audio-stream {wanted} asked; the file has {len(streams)}"
+            )
+        return wanted, f"audio stream {wanted} as --audio-stream asked"
+    for i, stream in enumerate(streams):
+        if stream.disposition & av.stream.Disposition.default:
+            return i, f"audio stream {i}, the one marked default"
+    return 0, "audio stream 0 (none is marked default)"
+
+
+def probe(path: str, audio_stream: int | None = None) -> ProbeResult:
+    """Open a file and read its header; raise :class:`VideoSkipped` if it cannot be used.
+
+    Args:
+        path: the video file.
+        audio_stream: which audio stream to use (position among the file's audio streams);
+            None: the one marked default (see :func:`choose_audio_stream`).
+    """
     try:
         container = av.open(path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
@@ -128,7 +185,12 @@ def probe(path: str) -> ProbeResult:
         duration = _duration(container)
         if duration is None or duration <= 0:
             raise VideoSkipped("corrupt", "no decodable packets (duration unknown)")
-        return ProbeResult(duration, bool(container.streams.audio))
+        streams = list(container.streams.audio)
+        if not streams:
+            return ProbeResult(duration, False)
+        index, why = choose_audio_stream(streams, audio_stream)
+        choice = f"{len(streams)} audio streams; using {why}" if len(streams) > 1 else None
+        return ProbeResult(duration, True, index, choice)
 
 
 def _duration(container: av.container.InputContainer) -> float | None:
@@ -181,6 +243,7 @@ def decode_clips(
     options: DecodeOptions,
     duration: float | None = None,
     use_audio: bool = True,
+    audio_stream: int = 0,
 ) -> Iterator[DecodedClip | Skip]:
     """Decode the clips ``windows`` of one video, in order of their start.
 
@@ -193,6 +256,7 @@ def decode_clips(
         options: frames, sizes, rates and the short-clip policy.
         duration: the duration the header promised, to tell a truncated file from a short one.
         use_audio: False ignores any audio track and stores silence (``no_audio`` set).
+        audio_stream: which audio stream to decode (position among the file's audio streams).
     """
     windows = sorted(windows, key=lambda w: (w.start, w.index))
     try:
@@ -209,7 +273,8 @@ def decode_clips(
         vstream = container.streams.video[0]
         vstream.thread_type = "AUTO"
         vstream.thread_count = options.threads
-        astream = container.streams.audio[0] if use_audio and container.streams.audio else None
+        audio = container.streams.audio
+        astream = audio[audio_stream] if use_audio and len(audio) > audio_stream else None
         for i, run in enumerate(_runs(windows)):
             session = _RunDecoder(container, vstream, astream, run, options, duration)
             yield from session.decode(seek=i > 0 or run[0].start > SEEK_MARGIN_S)
@@ -232,7 +297,9 @@ class _RunDecoder:
     def __post_init__(self) -> None:
         opts = self.options
         self.t0 = _start_time(self.container)
-        self.picker = FramePicker(self.windows, opts.num_frames, opts.short_side)
+        self.picker = FramePicker(
+            self.windows, opts.num_frames, opts.short_side, self.vstream.metadata
+        )
         self.audio = AudioTrack(opts.sample_rate) if self.astream is not None else None
         self.pending = list(self.windows)
 
@@ -308,9 +375,11 @@ class _RunDecoder:
                 return Skip("no_audio", "the audio stream gave no samples", w)
             self.audio = None
         frames = self.picker.take(w)
-        available = min(self._video_end(), self._audio_end(), w.end) - w.start
+        content_end = min(self._video_end(), self._audio_end(), w.end)
+        available = content_end - w.start
         length = w.end - w.start
         audio = self._clip_audio(w)
+        audio_gap = self.audio is not None and self.audio.gap_in(w.start, w.end)
         if self.pending:
             keep_from = min(o.start for o in self.pending)
         else:
@@ -322,9 +391,29 @@ class _RunDecoder:
             return Skip(self._short_reason(truncated), self._short_detail(w, available), w)
         if frames is None:
             return Skip("decode_error", "no video frame decoded for this clip", w)
+        first = self.picker.first_time
+        video_gap = first is not None and first > w.start + TOLERANCE_S
+        if video_gap and (
+            content_end - first < self.options.min_seconds or not self.options.pad_short
+        ):
+            detail = (
+                f"clip {w.start:.2f}-{w.end:.2f} s has video only from {first:.2f} s "
+                f"({max(content_end - first, 0.0):.2f} s; the video track starts late)"
+            )
+            return Skip("video_gap", detail, w)
         n = self.options.num_frames
         times = [(i + 0.5) * length / n for i in range(n)]
-        return DecodedClip(w, frames, audio, times, padded=not full, no_audio=self.audio is None)
+        return DecodedClip(
+            w,
+            frames,
+            audio,
+            times,
+            padded=not full,
+            no_audio=self.audio is None,
+            audio_gap=audio_gap,
+            video_gap=video_gap,
+            size_changed=w.index in self.picker.resized,
+        )
 
     def _clip_audio(self, w: Window) -> np.ndarray:
         rate = self.options.sample_rate

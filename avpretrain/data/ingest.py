@@ -5,9 +5,11 @@ Steps: read the inputs (folder or manifest), probe each file and fix the plan
 (:mod:`avpretrain.data.ingest_plan`), write every shard of the plan that does not exist yet
 (:mod:`avpretrain.data.ingest_shard`; each video is decoded once, :mod:`avpretrain.data.decode`),
 then write ``index.json`` with every shard's sample count and the summary. Bad inputs are logged
-and counted, never fatal. Beside the shards: ``ingest-plan.json`` (the plan) and
+and counted, never fatal. Beside the shards: ``ingest-plan.json`` (the plan),
 ``ingest-log.jsonl`` (one line per finished shard: samples written and clips skipped, so a resumed
-run's summary still covers earlier runs).
+run's summary still covers earlier runs) and ``ingest.lock`` (:mod:`avpretrain.data.ingest_lock`:
+one run at a time per folder). A rerun counts an existing shard as done only after checking it
+(:mod:`avpretrain.data.ingest_verify`); a damaged one is rewritten.
 """
 
 from __future__ import annotations
@@ -29,10 +31,19 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from avpretrain.data.ingest_plan import IngestConfig, build_plan, load_plan, probe_task, save_plan
-from avpretrain.data.ingest_shard import write_planned_shard
+from avpretrain.data.ingest_lock import OutputLock
+from avpretrain.data.ingest_plan import (
+    PLAN_NAME,
+    IngestConfig,
+    build_plan,
+    load_plan,
+    probe_task,
+    save_plan,
+)
+from avpretrain.data.ingest_shard import sample_key, write_planned_shard
+from avpretrain.data.ingest_verify import shard_problem
 from avpretrain.data.manifest import read_inputs
-from avpretrain.data.shards import count_samples, write_index
+from avpretrain.data.shards import INDEX_NAME, count_samples, write_index
 
 logger = logging.getLogger("avpretrain.ingest")
 
@@ -70,14 +81,15 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
-def _probe_all(paths: list[str], workers: int) -> list[dict[str, Any]]:
+def _probe_all(paths: list[str], workers: int, audio_stream: int | None) -> list[dict[str, Any]]:
     bar = partial(tqdm, total=len(paths), desc="probing", unit="video", disable=None)
+    task = partial(probe_task, audio_stream=audio_stream)
     if workers == 1:
-        return list(bar(map(probe_task, paths)))
+        return list(bar(map(task, paths)))
     chunk = max(1, min(64, len(paths) // (8 * workers)))
     try:
         with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-            return list(bar(pool.map(probe_task, paths, chunksize=chunk)))
+            return list(bar(pool.map(task, paths, chunksize=chunk)))
     except BrokenProcessPool as err:
         raise RuntimeError(
             "a worker process crashed while probing the inputs; rerun with --workers 1 to see "
@@ -148,6 +160,31 @@ def _run_parallel(tasks: list[dict[str, Any]], workers: int) -> Iterator[dict[st
             yield _crashed(task)
 
 
+def _remove_stale_temporaries(out: Path, prefix: str) -> None:
+    """Delete what killed runs left half-written (safe: this run holds the folder's lock)."""
+    names = [f"{prefix}-*.tar.tmp", f"{PLAN_NAME}.tmp", f"{INDEX_NAME}.tmp"]
+    for path in sorted(p for name in names for p in out.glob(name)):
+        logger.info("removing %s, left half-written by an earlier run", path)
+        path.unlink()
+
+
+def _remove_damaged(plan: dict[str, Any], out: Path, logged: dict[str, dict[str, Any]]) -> None:
+    """Check every existing shard of the plan; delete (and unlog) those that fail the check, so
+    that they are written again."""
+    frames = plan["config"]["frames"]
+    for shard in plan["shards"]:
+        path = out / shard["name"]
+        if not path.exists():
+            continue
+        keys = {sample_key(i, c) for i, lo, hi in shard["parts"] for c in range(lo, hi)}
+        record = logged.get(shard["name"])
+        problem = shard_problem(path, keys, frames, None if record is None else record["samples"])
+        if problem is not None:
+            logger.warning("%s is damaged (%s); writing it again", path, problem)
+            path.unlink()
+            logged.pop(shard["name"], None)
+
+
 def _write_shards(
     plan: dict[str, Any], out: Path, workers: int, logged: dict[str, dict[str, Any]]
 ) -> list[str]:
@@ -176,8 +213,11 @@ def _write_shards(
                 "skipped": dict(Counter(s["reason"] for s in result["skipped"])),
             }
             logged[record["name"]] = record
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            try:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            except OSError as err:  # the shard itself is complete; a rerun verifies and keeps it
+                logger.error("cannot log %s in %s: %s", record["name"], LOG_NAME, err)
     return sorted(failed)
 
 
@@ -186,6 +226,7 @@ def _summary(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """The run's summary over all plan shards (this run's and earlier ones) and shard counts."""
     clip_skips = Counter(s["reason"] for s in plan["skipped_clips"])
+    videos = plan["videos"]
     counts, unlogged = {}, []
     for shard in plan["shards"]:
         name = shard["name"]
@@ -201,6 +242,9 @@ def _summary(
         "videos": len(plan["videos"]) + len(plan["skipped_videos"]),
         "clips_planned": sum(s["clips"] for s in plan["shards"]),
         "clips_written": sum(counts.values()),
+        "clips_mostly_padded": sum(
+            c.get("mostly_padded", False) for v in videos for c in v["clips"]
+        ),
         "clips_skipped": dict(sorted(clip_skips.items())),
         "videos_skipped": dict(
             sorted(Counter(s["reason"] for s in plan["skipped_videos"]).items())
@@ -237,27 +281,31 @@ def ingest(
     Raises:
         ValueError: no inputs, a malformed manifest, or a plan made with other settings.
         RuntimeError: a worker process died while probing (a file that crashes FFmpeg).
+        OutputBusy: another ingest is writing into ``out`` (a RuntimeError).
+        OSError: the plan or the index cannot be written (a full disk).
     """
     config = config or IngestConfig()
     out = Path(out)
     sources, classes = read_inputs(source, manifest, config.clip_seconds)
     if not sources:
         raise ValueError(f"{source}: no video files found")
-    out.mkdir(parents=True, exist_ok=True)
-    plan = load_plan(out, config, sources)
-    if plan is None:
-        probes = _probe_all([s.path for s in sources], workers)
-        plan = build_plan(sources, probes, config, classes)
-        for skip in plan["skipped_videos"] + plan["skipped_clips"]:
-            _log_skip(skip)
-        save_plan(out, plan)
-    logged = _read_log(out)
-    before = sum((out / s["name"]).exists() for s in plan["shards"])
-    failed = _write_shards(plan, out, workers, logged)
-    written = sum((out / s["name"]).exists() for s in plan["shards"]) - before
-    summary, counts = _summary(plan, out, logged, written, failed)
-    index_path = write_index(out, counts, summary=summary, classes=plan["classes"])
-    return json.loads(index_path.read_text())
+    with OutputLock(out):
+        _remove_stale_temporaries(out, config.prefix)
+        plan = load_plan(out, config, sources)
+        if plan is None:
+            probes = _probe_all([s.path for s in sources], workers, config.audio_stream)
+            plan = build_plan(sources, probes, config, classes)
+            for skip in plan["skipped_videos"] + plan["skipped_clips"]:
+                _log_skip(skip)
+            save_plan(out, plan)
+        logged = _read_log(out)
+        _remove_damaged(plan, out, logged)
+        before = sum((out / s["name"]).exists() for s in plan["shards"])
+        failed = _write_shards(plan, out, workers, logged)
+        written = sum((out / s["name"]).exists() for s in plan["shards"]) - before
+        summary, counts = _summary(plan, out, logged, written, failed)
+        index_path = write_index(out, counts, summary=summary, classes=plan["classes"])
+        return json.loads(index_path.read_text())
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -271,6 +319,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"from {summary['videos']} videos, in {summary['shards']} shards "
         f"({summary['shards_written']} written by this run)",
         f"clips skipped: {reasons(summary['clips_skipped'])}",
+        f"clips with more padding than content (warned above): "
+        f"{summary.get('clips_mostly_padded', 0)}",
         f"videos skipped: {reasons(summary['videos_skipped'])}",
     ]
     if summary["shards_failed"]:
@@ -336,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio member: flac (smallest) or pcm (raw 16-bit: no decoding in the loader, about "
         "twice the bytes); `avpretrain reencode` converts existing shards",
     )
+    p.add_argument(
+        "--audio-stream",
+        type=int,
+        default=d.audio_stream,
+        metavar="N",
+        help="decode the N-th audio stream of each file (0-based; files with fewer are skipped); "
+        "default: the stream marked default, else the first",
+    )
     return p
 
 
@@ -360,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             prefix=args.prefix,
             jpeg_quality=args.jpeg_quality,
             audio_codec=args.audio_codec,
+            audio_stream=args.audio_stream,
         )
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -370,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"avpretrain ingest: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the plan or index could not be written: a full or read-only disk
+        print(f"avpretrain ingest: error: {err}", file=sys.stderr)
+        return 1
     print(format_summary(index["summary"]))
     print(f"index: {Path(args.out) / 'index.json'}")
     return 1 if index["summary"]["shards_failed"] else 0

@@ -24,7 +24,9 @@ from avpretrain.data.shards import shard_name
 logger = logging.getLogger("avpretrain.ingest")
 
 PLAN_NAME = "ingest-plan.json"
-PLAN_VERSION = 1
+# 2: audio and frames placed by timestamp, rotation, audio stream choice (shards of a version 1
+# plan were decoded otherwise, so such a plan is not resumed).
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class IngestConfig:
         jpeg_quality: JPEG quality of the frames.
         audio_codec: the audio member: ``flac`` (smallest) or ``pcm`` (raw 16-bit, no decoding
             in the loader; see :mod:`avpretrain.data.audio_codec`).
+        audio_stream: which audio stream of each file to decode (position among its audio
+            streams); None: the one marked default, else the first.
     """
 
     clip_seconds: float = 10.0
@@ -57,6 +61,7 @@ class IngestConfig:
     prefix: str = "shard"
     jpeg_quality: int = 90
     audio_codec: str = "flac"
+    audio_stream: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -71,19 +76,25 @@ class IngestConfig:
             "prefix has no '/' or '.'": "/" not in self.prefix and "." not in self.prefix,
             "1 <= jpeg_quality <= 100": 1 <= self.jpeg_quality <= 100,
             "audio_codec in (flac, pcm)": self.audio_codec in ("flac", "pcm"),
+            "audio_stream None or >= 0": self.audio_stream is None or self.audio_stream >= 0,
         }
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
             raise ValueError(f"invalid ingest settings ({self}): need {', '.join(failed)}")
 
 
-def probe_task(path: str) -> dict[str, Any]:
+def probe_task(path: str, audio_stream: int | None = None) -> dict[str, Any]:
     """Probe one file for the plan (module level, so worker processes can run it)."""
     try:
-        result = probe(path)
+        result = probe(path, audio_stream)
     except VideoSkipped as err:
         return {"reason": err.reason, "detail": err.detail}
-    return {"duration": result.duration, "has_audio": result.has_audio}
+    return {
+        "duration": result.duration,
+        "has_audio": result.has_audio,
+        "audio_stream": result.audio_stream,
+        "audio_choice": result.audio_choice,
+    }
 
 
 def inputs_fingerprint(sources: list[VideoSource]) -> str:
@@ -110,7 +121,12 @@ def _clip_record(start: float, end: float, spec: ClipSpec) -> dict[str, Any]:
 def _clips(
     source: VideoSource, duration: float, config: IngestConfig, skips: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The clip records of one video, sorted by start; what cannot be cut goes to ``skips``."""
+    """The clip records of one video, sorted by start; what cannot be cut goes to ``skips``.
+
+    A clip that would end more than ``clip_seconds`` after the video (an ``end`` in
+    milliseconds, say) is refused as ``past_end``; one whose padding would exceed its content
+    is kept, with ``mostly_padded`` in its record (warned about by :func:`build_plan`).
+    """
     clips = []
     for spec in source.clips:
         if spec.start is None:
@@ -126,8 +142,19 @@ def _clips(
                 f"clip {spec.start:.2f}-{spec.end:.2f} s is past the video's end ({duration:.2f} s)"
             )
             skips.append(_skip(source, "too_short", detail, spec.start, spec.end))
+        elif spec.end > duration + config.clip_seconds:
+            detail = (
+                f"clip {spec.start:.2f}-{spec.end:.2f} s would end {spec.end - duration:.2f} s "
+                f"after the video ({duration:.2f} s), more than --clip-seconds "
+                f"{config.clip_seconds:g}: is the end in other units?"
+            )
+            skips.append(_skip(source, "past_end", detail, spec.start, spec.end))
         else:
             clips.append(_clip_record(spec.start, spec.end, spec))
+    for clip in clips:
+        padding = clip["end"] - max(duration, clip["start"])
+        if padding > TOLERANCE_S and padding > duration - clip["start"]:
+            clip["mostly_padded"] = True
     return sorted(clips, key=lambda c: c["start"])
 
 
@@ -186,6 +213,21 @@ def build_plan(
         clips = _clips(source, info["duration"], config, skips)
         for skip in skips:
             (skipped_videos if skip["start"] is None else skipped_clips).append(skip)
+        if info["audio_choice"] is not None:
+            logger.info("%s: %s", source.path, info["audio_choice"])
+        for clip in clips:
+            if clip.get("mostly_padded"):
+                content = max(info["duration"] - clip["start"], 0.0)
+                logger.warning(
+                    "%s clip %.2f-%.2f s: the video ends at %.2f s, so %.2f s of padding follow "
+                    "%.2f s of content",
+                    source.path,
+                    clip["start"],
+                    clip["end"],
+                    info["duration"],
+                    clip["end"] - clip["start"] - content,
+                    content,
+                )
         if clips:
             videos.append(
                 {"path": source.path, "video_id": source.video_id, **info, "clips": clips}

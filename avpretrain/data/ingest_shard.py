@@ -7,7 +7,9 @@ that cannot be written comes back as a skip record (path, clip, reason, detail).
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +64,12 @@ def _video_samples(
     left = {w.index: w for w in windows}
     try:
         for item in decode_clips(
-            video["path"], windows, options, video["duration"], use_audio=video["has_audio"]
+            video["path"],
+            windows,
+            options,
+            video["duration"],
+            use_audio=video["has_audio"],
+            audio_stream=video.get("audio_stream", 0),
         ):
             sample = None if isinstance(item, Skip) else _encode(video, item, config)
             del left[item.window.index]  # only now: an encoding error must still be recorded
@@ -88,7 +95,7 @@ def _encode(video: dict[str, Any], clip: DecodedClip, config: dict[str, Any]) ->
         caption=spec.get("caption"),
         category=spec.get("category"),
         labels=spec.get("labels"),
-        flags={"no_audio": clip.no_audio, "padded": clip.padded},
+        flags=clip.flags(),
         **({"annotations": spec["annotations"]} if "annotations" in spec else {}),
     )
     key = sample_key(video["index"], clip.window.index)
@@ -121,8 +128,13 @@ def write_planned_shard(task: dict[str, Any]) -> dict[str, Any]:
             yield from _video_samples(video, lo, hi, config, options, skips)
 
     result = {"name": task["name"], "samples": 0, "skipped": skips, "error": None}
+    path = Path(task["out"]) / task["name"]
     try:
-        result["samples"] = write_shard(Path(task["out"]) / task["name"], samples())
-    except Exception as err:  # e.g. disk full: report the shard as failed, keep the others going
-        result["error"] = f"{type(err).__name__}: {err}"
+        result["samples"] = write_shard(path, samples())
+    except OSError as err:  # e.g. disk full: report the shard as failed, keep the others going
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        code = errno.errorcode.get(err.errno or 0, "")
+        result["error"] = f"writing {path} failed: {reason}" + (f" ({code})" if code else "")
+    except Exception as err:
+        result["error"] = f"writing {path} failed: {type(err).__name__}: {err}"
     return result

@@ -14,14 +14,20 @@ Manifest fields (CSV columns or JSON keys); only ``path`` is required::
 
 Rows naming the same file become clips of one video (whatever their ids), so it is decoded once. Labels given as
 names are turned into indices of the sorted list of all names (stored as ``classes``).
+
+A malformed row is refused with its file and line: a CSV row with more or fewer fields than the
+header (a file cut short), a missing ``path``, a value of the wrong type. A row identical to an
+earlier one is written once, with a warning naming both lines; unknown columns are warned about.
+A UTF-8 byte-order mark (as spreadsheet programs write) is accepted.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,9 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .flv .mpg .mpeg .ts .mts .m2ts .wmv .3gp .ogv".split()
 )
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+FIELDS = frozenset("path id video_id start end caption category labels annotations".split())
+
+logger = logging.getLogger("avpretrain.ingest")
 
 
 @dataclass(frozen=True)
@@ -70,16 +79,45 @@ def find_videos(folder: str | Path) -> list[VideoSource]:
     return [VideoSource(str(p), p.stem, [ClipSpec()]) for p in paths]
 
 
+def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a CSV manifest; rows of another length than the header are
+    refused."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{path}: CSV manifest needs a 'path' column")
+        _warn_unknown(path, reader.fieldnames)
+        rows = []
+        for row in reader:
+            fields = len(reader.fieldnames) + len(row.get(None, []))
+            fields -= sum(value is None for value in row.values())
+            if fields != len(reader.fieldnames):
+                raise ValueError(
+                    f"{path}:{reader.line_num}: row has {fields} fields, the header has "
+                    f"{len(reader.fieldnames)} (a row cut short, or a comma inside an unquoted "
+                    "field?)"
+                )
+            rows.append((reader.line_num, row))
+        return rows
+
+
+def _warn_unknown(path: Path, names: Any) -> None:
+    unknown = sorted(set(names) - FIELDS)
+    if unknown:
+        logger.warning(
+            "%s: ignoring unknown fields %s (known: %s)", path, unknown, ", ".join(sorted(FIELDS))
+        )
+
+
 def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs of a CSV or JSON Lines manifest."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise ValueError(f"{path}: CSV manifest needs a 'path' column")
-            return [(reader.line_num, row) for row in reader]
+        return _csv_rows(path)
     rows = []
-    with path.open(encoding="utf-8") as f:
+    seen: set[str] = set()
+    with path.open(encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -89,7 +127,9 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 raise ValueError(f"{path}:{line_no}: not valid JSON: {err}") from err
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{line_no}: expected a JSON object per line")
+            seen.update(row)
             rows.append((line_no, row))
+    _warn_unknown(path, seen)
     return rows
 
 
@@ -103,6 +143,8 @@ def _text(value: Any) -> str | None:
 def _seconds(value: Any, name: str, where: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: {name} {value!r} is not a number of seconds")
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -178,14 +220,29 @@ def read_manifest(path: str | Path, clip_seconds: float = 10.0) -> list[VideoSou
     """
     path = Path(path)
     videos: dict[str, VideoSource] = {}
+    lines: dict[tuple[str, str], int] = {}  # (file, clip as JSON) -> first line
     for line_no, row in _rows(path):
         where = f"{path}:{line_no}"
+        if not isinstance(row.get("path"), (str, type(None))):
+            raise ValueError(f"{where}: path must be text, got {row['path']!r}")
         name = _text(row.get("path"))
         if name is None:
             raise ValueError(f"{where}: row has no 'path'")
         file = Path(name) if Path(name).is_absolute() else path.parent / name
+        clip = _clip(row, clip_seconds, where)
+        key = (str(file), json.dumps(asdict(clip), sort_keys=True))
+        if key in lines:
+            logger.warning(
+                "%s: line %d repeats line %d (%s); writing that clip once",
+                path,
+                line_no,
+                lines[key],
+                name,
+            )
+            continue
+        lines[key] = line_no
         source = videos.setdefault(str(file), VideoSource(str(file), file.stem))
-        source.clips.append(_clip(row, clip_seconds, where))
+        source.clips.append(clip)
     return list(videos.values())
 
 

@@ -33,16 +33,23 @@ def write_shard(path: str | Path, samples: Iterable[dict[str, Any]]) -> int:
     Args:
         path: final shard path; the data goes to ``path.tmp`` first and is renamed at the end.
         samples: webdataset sample dicts (``__key__`` plus encoded members).
+
+    Raises:
+        OSError: the write failed (e.g. a full disk); ``path.tmp`` is removed first.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
-    # an integer mtime avoids a PAX header per member: smaller, faster to read, reproducible
-    with wds.TarWriter(str(tmp), mtime=0) as sink:
-        for sample in samples:
-            sink.write(sample)
-            count += 1
-    os.replace(tmp, path)
+    try:
+        # an integer mtime avoids a PAX header per member: smaller, faster to read, reproducible
+        with wds.TarWriter(str(tmp), mtime=0) as sink:
+            for sample in samples:
+                sink.write(sample)
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves nothing behind
+        raise
     return count
 
 

@@ -22,6 +22,7 @@ from avpretrain.data.shards import read_index
 from tests.data.videos import amplitude_at, colour_at, write_video
 
 TINY = ["--clip-seconds", "1", "--frames", "3", "--short-side", "32", "--workers", "1"]
+CLEAN = dict.fromkeys(("no_audio", "padded", "audio_gap", "video_gap", "size_changed"), False)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_folder_round_trip_through_the_cli(videos, tmp_path):
         assert sample["rate"] == 16000 and sample["audio"].shape == (16000,)
         assert meta["sample_rate"] == 16000 and meta["num_frames"] == 3
         assert meta["frame_times"] == pytest.approx([1 / 6, 0.5, 5 / 6])
-        assert meta["flags"] == {"no_audio": False, "padded": False}
+        assert meta["flags"] == CLEAN
         assert meta["scores"] == dict.fromkeys(SCORE_KEYS) and meta["labels"] == []
         assert meta["caption"] is None and meta["category"] is None
         _check_content(sample)
@@ -201,7 +202,7 @@ def test_no_audio_silence_keeps_the_video(bad_inputs, tmp_path):
     samples = list(read_shards(out).values())
     assert len(samples) == 2
     for sample in samples:
-        assert sample["meta"]["flags"] == {"no_audio": True, "padded": False}
+        assert sample["meta"]["flags"] == {**CLEAN, "no_audio": True}
         assert sample["audio"].shape == (16000,) and not sample["audio"].any()
 
 
