@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
 from torch import Tensor, nn
 
 
@@ -42,6 +45,28 @@ class LinearHead(nn.Module):
         nn.init.zeros_(linear.bias)
         norm = nn.LayerNorm(in_dim) if self.norm_input else nn.Identity()
         self.layers = nn.Sequential(norm, nn.Dropout(self.dropout_p), linear)
+
+    def load_linear(self, weights: Mapping[str, Tensor]) -> None:
+        """Start from a pretrained classifier: ``{"weight": [C, D], "bias": [C]}``, e.g. the
+        ``classifier`` a fine-tuned checkpoint's import offers
+        (:class:`avpretrain.models.weights.ImportReport`). Binds the head to width D.
+
+        Raises:
+            ValueError: C differs from ``num_classes``, or the head was bound to another width.
+        """
+        weight = weights["weight"]
+        if weight.shape[0] != self.num_classes:
+            raise ValueError(
+                f"classifier has {weight.shape[0]} classes, the head {self.num_classes}"
+            )
+        self.bind(weight.shape[1])
+        linear = self.layers[-1]
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if "bias" in weights:
+                linear.bias.copy_(weights["bias"])
+            else:
+                linear.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` [B, D] -> logits [B, C]."""

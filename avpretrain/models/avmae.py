@@ -79,6 +79,10 @@ class AVMAE(nn.Module):
         contrastive_tau: InfoNCE temperature (CAV-MAE: 0.05).
         cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
             importing its weights needs ``False``.
+        audio_pool: how the audio embedding pools the tokens: ``"mean"`` (ours), ``"cls"`` or
+            ``"fc_norm"`` (the global pool of MAE / AudioMAE fine-tuned checkpoints); see
+            :class:`~avpretrain.models.vit.ViTEncoder`.
+        video_pool: the same for the video encoder.
     """
 
     def __init__(
@@ -102,6 +106,8 @@ class AVMAE(nn.Module):
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
         cls_token: bool = True,
+        audio_pool: str = "mean",
+        video_pool: str = "mean",
     ) -> None:
         super().__init__()
         # the constructor arguments, so exported encoders can be rebuilt without the recipe
@@ -138,7 +144,7 @@ class AVMAE(nn.Module):
 
         patch = (patch_size, patch_size)
         self.audio_encoder = ViTEncoder(
-            tuple(audio_shape), patch, 1, audio_cfg, cls_token=cls_token
+            tuple(audio_shape), patch, 1, audio_cfg, cls_token=cls_token, pool=audio_pool
         )
         self.video_encoder = ViTEncoder(
             (video_size, video_size),
@@ -148,6 +154,7 @@ class AVMAE(nn.Module):
             num_frames=num_frames,
             tubelet=tubelet,
             cls_token=cls_token,
+            pool=video_pool,
         )
         self.fusion = make_blocks(
             ViTConfig(audio_cfg.embed_dim, fusion_layers, audio_cfg.num_heads, audio_cfg.mlp_ratio)
@@ -290,8 +297,8 @@ class AVMAE(nn.Module):
             video: [B, 3, H, W] / [B, 3, F, H, W] or None.
 
         Returns:
-            ``audio_tokens`` [B, prefix + Na, D] and ``audio_embedding`` [B, D] (mean of the
-            patch tokens) when audio is given, the same ``video_*`` keys for video, and when
+            ``audio_tokens`` [B, prefix + Na, D] and ``audio_embedding`` [B, D] (the audio
+            encoder's :meth:`~avpretrain.models.vit.ViTEncoder.pool_tokens`) when audio is given, the same ``video_*`` keys for video, and when
             both are given with equal widths ``tokens`` (the concatenation) and ``embedding``
             (mean over the patch tokens of both).
         """
@@ -305,10 +312,10 @@ class AVMAE(nn.Module):
         prefix_v = self.video_encoder.num_prefix_tokens
         if tokens_a is not None:
             out["audio_tokens"] = tokens_a
-            out["audio_embedding"] = pool_patch_tokens(tokens_a, prefix_a)
+            out["audio_embedding"] = self.audio_encoder.pool_tokens(tokens_a)
         if tokens_v is not None:
             out["video_tokens"] = tokens_v
-            out["video_embedding"] = pool_patch_tokens(tokens_v, prefix_v)
+            out["video_embedding"] = self.video_encoder.pool_tokens(tokens_v)
         if (
             tokens_a is not None
             and tokens_v is not None

@@ -18,6 +18,8 @@ from avpretrain.models.patch_embed import PatchEmbed, patchify, unpatchify
 from avpretrain.models.pos_embed import pos_embed_for_grid, sincos_pos_embed
 
 LN_EPS = 1e-6
+# how a clip embedding is pooled from the tokens (see ViTEncoder's ``pool``)
+POOLS = ("mean", "cls", "fc_norm")
 
 
 @dataclass
@@ -48,8 +50,11 @@ class ViTConfig:
         return cls(**PRESETS[name])
 
     @classmethod
-    def resolve(cls, config: str | ViTConfig) -> ViTConfig:
-        """A config given as a preset name or as a config."""
+    def resolve(cls, config: str | ViTConfig | dict) -> ViTConfig:
+        """A config given as a preset name, a config, or its fields (as exported encoder files
+        record a config given as an object)."""
+        if isinstance(config, dict):
+            return cls(**config)
         return cls.preset(config) if isinstance(config, str) else config
 
 
@@ -171,6 +176,11 @@ class ViTEncoder(nn.Module):
         tubelet: frames per patch.
         cls_token: prepend a learned class token (with a zero position, as MAE).
         drop_path_rate: stochastic depth of the last block (0 for MAE pretraining).
+        pool: the clip embedding (:meth:`pool_tokens`): ``"mean"`` of the normed patch
+            tokens (MAE pretraining, ours); ``"cls"`` the normed class token (timm's default
+            ``global_pool="token"``); ``"fc_norm"`` the mean of the un-normed patch tokens
+            through ``fc_norm`` (MAE / AudioMAE fine-tuning with ``global_pool``, timm's
+            ``global_pool="avg"``): then there is no per-token ``norm`` (an identity), as there.
 
     Attributes:
         grid_size: built patch grid, (rows, cols) or (time, rows, cols).
@@ -192,11 +202,17 @@ class ViTEncoder(nn.Module):
         tubelet: int = 1,
         cls_token: bool = True,
         drop_path_rate: float = 0.0,
+        pool: str = "mean",
     ) -> None:
         super().__init__()
         config = ViTConfig.resolve(config)
         if num_frames % tubelet:
             raise ValueError(f"num_frames {num_frames} is not divisible by tubelet {tubelet}")
+        if pool not in POOLS or (pool == "cls" and not cls_token):
+            raise ValueError(
+                f"pool must be one of {POOLS} ('cls' needs a class token), got {pool!r}"
+            )
+        self.pool = pool
         self.config = config
         self.embed_dim = config.embed_dim
         self.patch_size = tuple(patch_size)
@@ -218,7 +234,8 @@ class ViTEncoder(nn.Module):
         table = sincos_pos_embed(self.embed_dim, self.grid_size, self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(table, requires_grad=False)
         self.blocks = make_blocks(config, drop_path_rate)
-        self.norm = nn.LayerNorm(self.embed_dim, eps=LN_EPS)
+        self.norm = nn.Identity() if pool == "fc_norm" else nn.LayerNorm(self.embed_dim, eps=LN_EPS)
+        self.fc_norm = nn.LayerNorm(self.embed_dim, eps=LN_EPS) if pool == "fc_norm" else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -282,9 +299,17 @@ class ViTEncoder(nn.Module):
             tokens = block(tokens)
         return self.norm(tokens)
 
+    def pool_tokens(self, tokens: Tensor) -> Tensor:
+        """Clip embedding of :meth:`forward_features`' tokens [B, prefix + N, D] -> [B, D], as
+        ``pool`` says (the mean excludes the class token)."""
+        if self.pool == "cls":
+            return tokens[:, 0]
+        pooled = tokens[:, self.num_prefix_tokens :].mean(dim=1)
+        return self.fc_norm(pooled) if self.fc_norm is not None else pooled
+
     def forward_embedding(self, x: Tensor) -> Tensor:
-        """Mean of the patch tokens (class token excluded) over all patches: [B, D]."""
-        return self.forward_features(x)[:, self.num_prefix_tokens :].mean(dim=1)
+        """Pooled embedding of all patches (:meth:`pool_tokens`): [B, D]."""
+        return self.pool_tokens(self.forward_features(x))
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as :meth:`forward_features` without masking: [B, prefix + N, D]."""

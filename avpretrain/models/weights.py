@@ -8,6 +8,24 @@ encoder exactly (``strict``) and returns an :class:`ImportReport`, also logged.
 Layouts: our spectrograms are [B, 1, F, T] (grid row-major over frequency, as CAV-MAE).
 AudioMAE takes [B, 1, T, F]; importing it transposes the patch kernel and reorders the position
 table, so our tokens equal AudioMAE's tokens permuted from (T, F) to (F, T) order.
+
+Checkpoint kinds that load (each tested on state dicts of that shape):
+
+- MAE / timm ViT pretraining checkpoints (``norm.*``, decoder ignored) -> ``pool="mean"``
+  (or ``"cls"``) encoders;
+- MAE / AudioMAE fine-tuned checkpoints with global pooling and timm ``global_pool="avg"``
+  models (``fc_norm.*``, no ``norm.*``) -> encoders built with ``pool="fc_norm"``, whose
+  embedding is then the checkpoint's own (mean of un-normed patch tokens through ``fc_norm``);
+  loading one into another pooling is an error that says so;
+- timm class-token models (``global_pool="token"``: ``norm.*``, class token) -> ``pool="cls"``;
+- timm ``no_embed_class`` models (a position table without the class-token row) -> the class
+  token gets no position, as in timm;
+- any of these with a classifier (``head.*``): the head is not part of an encoder; it is left
+  out and offered as :attr:`ImportReport.classifier` for
+  :meth:`avpretrain.heads.classification.LinearHead.load_linear`;
+- CAV-MAE (``CAVMAE`` pretraining and ``CAVMAEFT``; ``mlp_head`` ignored) into both encoders.
+
+Not supported: clip (tubelet) encoders, overlapping-patch AudioMAE, relative-position models.
 """
 
 from __future__ import annotations
@@ -31,7 +49,8 @@ logger = logging.getLogger(__name__)
 LAYOUTS = ("image", "time_freq")
 VIT_KEYS = ("cls_token", "patch_embed.proj.weight", "patch_embed.proj.bias")  # + blocks., norm.
 # Source entries with no counterpart in an encoder: MAE decoders and classifier heads.
-IGNORED_VIT_PREFIXES = ("decoder_", "decoder.", "mask_token", "fc_norm.", "head.")
+IGNORED_VIT_PREFIXES = ("decoder_", "decoder.", "mask_token")
+CLASSIFIER_PREFIX = "head."  # timm / MAE / AudioMAE classifier: offered, not loaded
 IGNORED_CAVMAE_PREFIXES = ("decoder_", "mask_token", "mlp_head.", "norm.")
 AUDIOSET_MEL_BINS = 128  # AudioMAE and CAV-MAE fbanks; fixes the frequency rows of their grids
 CAVMAE_LAYER_NORM_EPS = 1e-5  # CAV-MAE builds its blocks with nn.LayerNorm's default eps
@@ -48,6 +67,8 @@ class ImportReport:
         missing: our parameters left as they were (only with ``strict=False``).
         unexpected: source entries that were not understood (only with ``strict=False``).
         mismatched: "name: source shape vs ours" (only with ``strict=False``).
+        classifier: the source's classifier head (``head.weight`` [C, D], ``head.bias`` [C]) as
+            ``{"weight", "bias"}``; empty when it has none.
     """
 
     loaded: list[str] = field(default_factory=list)
@@ -56,11 +77,14 @@ class ImportReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
+    classifier: dict[str, Tensor] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line: counts, resized tables and anything left out."""
         parts = [f"loaded {len(self.loaded)}", f"ignored {len(self.ignored)}"]
         parts += [f"interpolated {k} {v}" for k, v in self.interpolated.items()]
+        if self.classifier:
+            parts.append(f"classifier of {self.classifier['weight'].shape[0]} classes offered")
         for name in ("missing", "unexpected", "mismatched"):
             if getattr(self, name):
                 parts.append(f"{name} {listing(getattr(self, name))}")
@@ -81,34 +105,45 @@ def _check_2d(encoder: ViTEncoder) -> None:
         )
 
 
-def _source_grid(rows: int, source_grid: tuple[int, int] | None, source: str) -> tuple[int, int]:
+def _source_layout(
+    rows: int, has_cls: bool, source_grid: tuple[int, int] | None, source: str
+) -> tuple[int, tuple[int, int]]:
+    """(class-token rows, patch grid) of a source position table of ``rows`` rows.
+
+    A class token has its own first row, except in timm's ``no_embed_class`` models: with a
+    class token the table is read with that row first, else without it.
+    """
+    for prefix in (1, 0) if has_cls else (0,):
+        patches = rows - prefix
+        if source_grid is not None and math.prod(source_grid) == patches:
+            return prefix, tuple(source_grid)
+        side = math.isqrt(patches)
+        if source_grid is None and side * side == patches:
+            return prefix, (side, side)
+    cls_rows = " (+ 1 class-token row, unless no_embed_class)" if has_cls else ""
     if source_grid is None:
-        side = math.isqrt(rows)
-        if side * side != rows:
-            raise ValueError(
-                f"{source}: pos_embed has {rows} patch rows, not a square grid; pass source_grid"
-            )
-        return side, side
-    if math.prod(source_grid) != rows:
         raise ValueError(
-            f"{source}: pos_embed has {rows} patch rows, source_grid {tuple(source_grid)} "
-            f"needs {math.prod(source_grid)}"
+            f"{source}: pos_embed has {rows} rows, not a square grid of patches{cls_rows}; "
+            "pass source_grid"
         )
-    return tuple(source_grid)
+    raise ValueError(
+        f"{source}: pos_embed has {rows} rows, source_grid {tuple(source_grid)} needs "
+        f"{math.prod(source_grid)}{cls_rows}"
+    )
 
 
 def _convert_pos_embed(
     pos: Tensor,
-    source_prefix: int,
+    has_cls: bool,
     source_grid: tuple[int, int] | None,
     layout: str,
     encoder: ViTEncoder,
     report: ImportReport,
     source: str,
 ) -> Tensor:
-    """Source table [1, prefix + n, D] -> ours [1, our prefix + prod(our grid), D]."""
+    """Source table [1, (1 +) n, D] -> ours [1, our prefix + prod(our grid), D]."""
     pos = pos.reshape(1, -1, pos.shape[-1]).float()
-    grid = _source_grid(pos.shape[1] - source_prefix, source_grid, source)
+    source_prefix, grid = _source_layout(pos.shape[1], has_cls, source_grid, source)
     table = pos[:, source_prefix:]
     if layout == "time_freq":  # (T, F) row order -> (F, T), ours
         table = table.reshape(1, *grid, -1).transpose(1, 2).reshape(1, math.prod(grid), -1)
@@ -122,8 +157,23 @@ def _convert_pos_embed(
         report.ignored.append("pos_embed[:1] (class-token position; our encoder has none)")
     if source_prefix >= prefix:
         return torch.cat([pos[:, :prefix], table], dim=1)
-    # The source has no class-token position: keep ours (cls_token itself is reported missing).
-    return torch.cat([encoder.pos_embed.detach()[:, :prefix].cpu(), table], dim=1)
+    # no_embed_class (or no class token at all): the class token is added without a position
+    if has_cls:
+        report.ignored.append("pos_embed: no class-token row (no_embed_class); its position is 0")
+    return torch.cat([pos.new_zeros(1, prefix, pos.shape[-1]), table], dim=1)
+
+
+def _check_pool(encoder: ViTEncoder, state: Mapping[str, Tensor], source: str) -> None:
+    """A global-pool checkpoint (``fc_norm``, no final ``norm``) needs a ``pool="fc_norm"``
+    encoder: any other would pool differently from how the checkpoint was trained."""
+    fc_norm = any(k.startswith("fc_norm.") for k in state)
+    norm = any(k.startswith("norm.") for k in state)
+    if fc_norm and not norm and encoder.pool != "fc_norm":
+        raise ValueError(
+            f"{source} is a fine-tuned checkpoint with global average pooling (fc_norm.*, no "
+            f"final norm.*), but the encoder pools with {encoder.pool!r}: build it with "
+            "pool='fc_norm' (AVMAE: video_pool / audio_pool: fc_norm)"
+        )
 
 
 def import_vit(
@@ -136,9 +186,12 @@ def import_vit(
 ) -> ImportReport:
     """Load a timm / MAE-style ViT state dict into ``encoder``.
 
-    Keys: ``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``.
-    MAE decoders (``decoder_*``, ``mask_token``) and heads (``fc_norm``, ``head``) are ignored
-    and reported; a class token is dropped (with its position) when ``encoder`` has none.
+    Keys: ``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, and ``norm.*``
+    or (global-pool fine-tuned checkpoints, into a ``pool="fc_norm"`` encoder) ``fc_norm.*``.
+    MAE decoders (``decoder_*``, ``mask_token``) are ignored; a classifier ``head.*`` is left
+    out and offered as ``report.classifier``; a class token is dropped (with its position) when
+    ``encoder`` has none; a table without a class-token row (timm ``no_embed_class``) gives
+    the class token no position.
 
     Args:
         encoder: a single-frame encoder; overwritten in place.
@@ -157,20 +210,23 @@ def import_vit(
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     _check_2d(encoder)
     state = strip_prefixes(state)
+    _check_pool(encoder, state, source)
     report = ImportReport()
     mapped: dict[str, Tensor] = {}
     for key, value in state.items():
         if key == "pos_embed":
-            prefix = 1 if "cls_token" in state else 0
             mapped[key] = _convert_pos_embed(
-                value, prefix, source_grid, layout, encoder, report, source
+                value, "cls_token" in state, source_grid, layout, encoder, report, source
             )
         elif key == "cls_token" and encoder.cls_token is None:
             report.ignored.append("cls_token (our encoder has none)")
         elif key == "patch_embed.proj.weight" and layout == "time_freq":
             mapped[key] = value.transpose(-1, -2)  # [D, C, kT, kF] -> [D, C, kF, kT]
-        elif key in VIT_KEYS or key.startswith(("blocks.", "norm.")):
+        elif key in VIT_KEYS or key.startswith(("blocks.", "norm.", "fc_norm.")):
             mapped[key] = value
+        elif key.startswith(CLASSIFIER_PREFIX) and key.count(".") == 1:
+            report.classifier[key.removeprefix(CLASSIFIER_PREFIX)] = value
+            report.ignored.append(f"{key} (classifier, offered as report.classifier)")
         elif key.startswith(IGNORED_VIT_PREFIXES):
             report.ignored.append(key)
         else:
@@ -240,11 +296,15 @@ def import_audiomae(
         if "patch_embed.proj.weight" not in state or "pos_embed" not in state:
             raise ValueError(f"{source}: no patch_embed.proj.weight / pos_embed; not an AudioMAE")
         freq = num_mel_bins // state["patch_embed.proj.weight"].shape[-1]
-        rows = state["pos_embed"].shape[-2] - (1 if "cls_token" in state else 0)
-        if freq == 0 or rows % freq:
+        total = state["pos_embed"].shape[-2]
+        # a class-token row first, unless no_embed_class
+        prefixes = (1, 0) if "cls_token" in state else (0,)
+        rows = next((total - p for p in prefixes if freq and (total - p) % freq == 0), None)
+        if rows is None:
             raise ValueError(
-                f"{source}: {rows} patches do not fill {freq} frequency rows of {num_mel_bins} "
-                "mel bins (overlapping-patch AudioMAE is not supported); pass source_grid"
+                f"{source}: {total} position rows do not fill {freq} frequency rows of "
+                f"{num_mel_bins} mel bins (overlapping-patch AudioMAE is not supported); pass "
+                "source_grid"
             )
         source_grid = (rows // freq, freq)
     return import_vit(encoder, state, "time_freq", source_grid, strict, source)

@@ -47,7 +47,7 @@ def encoder_layers(model: AVMAE) -> list[list[nn.Module]]:
     layers: list[list[nn.Module]] = [[audio.patch_embed, video.patch_embed]]
     for i in range(max(len(audio.blocks), len(video.blocks))):
         layers.append([enc.blocks[i] for enc in (audio, video) if i < len(enc.blocks)])
-    layers[-1] += [audio.norm, video.norm]
+    layers[-1] += [m for enc in (audio, video) for m in (enc.norm, enc.fc_norm) if m is not None]
     for block in model.fusion:
         layers.append([block])
     if hasattr(model, "fusion_norm"):
