@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from avpretrain.models import AVMAE
+from avpretrain.training.finite import non_finite_tensors
 
 FORMAT = "avpretrain-encoders"
 VERSION = 1
@@ -30,11 +32,22 @@ def encoder_state(model: AVMAE) -> dict[str, torch.Tensor]:
 
 
 def save_encoders(model: AVMAE, path: str | Path) -> Path:
-    """Write the encoders of ``model`` to ``path`` atomically (temporary file, then rename)."""
+    """Write the encoders of ``model`` to ``path`` atomically (temporary file, then rename).
+
+    Raises:
+        ValueError: a weight is NaN or infinite (nothing is written).
+    """
     path = Path(path)
+    state = encoder_state(model)
+    bad = non_finite_tensors(state)
+    if bad:
+        raise ValueError(
+            f"refusing to export non-finite weights (NaN or inf in {bad}): the training run "
+            f"diverged; export an earlier checkpoint"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "config": model.config}
-    payload["state_dict"] = encoder_state(model)
+    payload["state_dict"] = state
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -81,6 +94,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--ckpt", required=True, help="pretraining checkpoint (e.g. last.ckpt)")
     p.add_argument("--out", required=True, help="encoder file to write")
     args = p.parse_args(argv)
-    out = save_encoders(model_from_checkpoint(args.ckpt), args.out)
+    try:
+        model = model_from_checkpoint(args.ckpt)  # its errors name the file
+        try:
+            out = save_encoders(model, args.out)
+        except ValueError as err:
+            raise ValueError(f"{args.ckpt}: {err}") from err
+    except ValueError as err:
+        print(f"avpretrain export: error: {err}", file=sys.stderr)
+        return 2
     print(f"encoders of {args.ckpt} written to {out}")
     return 0

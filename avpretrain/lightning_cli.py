@@ -19,6 +19,9 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from avpretrain.recipes import resolve_recipe
+from avpretrain.training.finite import StopOnNonFinite
+from avpretrain.training.resume import check_ckpt_path
+from avpretrain.training.signals import StopOnSignal
 
 CONFIG_FLAGS = ("--config", "-c")
 
@@ -70,7 +73,14 @@ def _as_command_line(args: list[str]) -> Iterator[None]:
 
 class _CLI(LightningCLI):
     """Stock LightningCLI; Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``,
-    which wandb >= 0.19 warns about on every run, so the unset setting is dropped here."""
+    which wandb >= 0.19 warns about on every run, so the unset setting is dropped here. A
+    ``--ckpt_path`` that is no Lightning checkpoint is refused before the run (``check_ckpt_path``).
+    """
+
+    def _check_ckpt_path(self) -> None:
+        check_ckpt_path(self.config[self.subcommand].get("ckpt_path"))
+
+    before_fit = before_validate = before_test = before_predict = _check_ckpt_path
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -85,7 +95,9 @@ def run_lightning_cli(args: list[str], run: bool = True) -> LightningCLI:
 
     Recipes may be named without a path (``--config tasks/retrieval/synth``). W&B runs offline
     unless the user says otherwise (there may be no network; ``wandb sync`` uploads a finished
-    run later).
+    run later). Every run gets, besides its recipe's callbacks, :class:`StopOnNonFinite` (a NaN
+    loss or gradient ends it; no NaN checkpoint) and :class:`StopOnSignal` (SIGTERM / SIGINT
+    end it, with a checkpoint).
     """
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -99,4 +111,5 @@ def run_lightning_cli(args: list[str], run: bool = True) -> LightningCLI:
             run=run,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            trainer_defaults={"callbacks": [StopOnNonFinite(), StopOnSignal()]},
         )

@@ -10,6 +10,47 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# Beyond +-40 dB (x100 in amplitude) the log-mel features leave their normalised range by
+# several standard deviations; +-1000 dB overflows float32 to inf and every loss becomes NaN.
+MAX_GAIN_DB = 40.0
+
+
+def check_augment_args(
+    num_mel_bins: int,
+    num_frames: int,
+    gain_db: float = 0.0,
+    spec_freq_mask: int = 0,
+    spec_time_mask: int = 0,
+    mixup_alpha: float = 0.0,
+) -> None:
+    """Refuse augmentation settings that can only produce garbage, before any data is read.
+
+    Args:
+        num_mel_bins: F of the [.., F, T] spectrogram SpecAugment masks.
+        num_frames: T of that spectrogram.
+        gain_db: random gain bound in dB, within ``[0, MAX_GAIN_DB]``.
+        spec_freq_mask: SpecAugment frequency band bound, within ``[0, num_mel_bins)``.
+        spec_time_mask: SpecAugment time band bound, within ``[0, num_frames)``.
+        mixup_alpha: Beta concentration, finite and ``>= 0``.
+
+    Raises:
+        ValueError: naming the argument, its value and the allowed range.
+    """
+    problems = []
+    if not 0.0 <= gain_db <= MAX_GAIN_DB:  # also false for NaN
+        problems.append(
+            f"gain_db {gain_db} outside [0, {MAX_GAIN_DB:g}] (a +-range in decibels, typically "
+            f"3-6; x{10 ** (MAX_GAIN_DB / 20):g} in amplitude is the most allowed)"
+        )
+    if not 0 <= spec_freq_mask < num_mel_bins:
+        problems.append(f"spec_freq_mask {spec_freq_mask} outside [0, {num_mel_bins}) mel bins")
+    if not 0 <= spec_time_mask < num_frames:
+        problems.append(f"spec_time_mask {spec_time_mask} outside [0, {num_frames}) frames")
+    if not 0.0 <= mixup_alpha < float("inf"):
+        problems.append(f"mixup_alpha {mixup_alpha} is not a finite number >= 0")
+    if problems:
+        raise ValueError("augmentation arguments refused: " + "; ".join(problems))
+
 
 def _draw_device(like: Tensor, generator: torch.Generator | None) -> torch.device:
     """Device to draw on: a generator only draws on its own device."""

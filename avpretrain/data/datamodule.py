@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from avpretrain.data.audio import FbankConfig, normalize
-from avpretrain.data.augment import mixup, spec_augment
+from avpretrain.data.augment import check_augment_args, mixup, spec_augment
 from avpretrain.data.device_decode import JPEG_KEY, decode_frames_in_batch
 from avpretrain.data.loader import EpochLoader
 from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
@@ -96,6 +96,11 @@ class AVDataModule(L.LightningDataModule):
         extra_members: shard members the targets need beyond frames, audio and JSON (e.g.
             ``gt.npz``).
         seed: base seed of shard order, shuffling, frame choice and augmentation.
+        max_empty_shards: stop with an error once a worker has read this many shards in a row
+            without getting a sample (all unreadable or empty): a stream over broken data ends
+            instead of looping forever. 0 disables the check.
+        batch_timeout_s: stop with an error when the workers deliver no batch for this many
+            seconds (a hung network read); 0 disables. Applies with ``num_workers`` > 0.
     """
 
     def __init__(
@@ -125,6 +130,8 @@ class AVDataModule(L.LightningDataModule):
         targets: Callable[..., dict[str, Any]] | None = None,
         extra_members: list[str] | None = None,
         seed: int = 0,
+        max_empty_shards: int = 100,
+        batch_timeout_s: float = 1800.0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0 or num_frames_per_clip < 1:
@@ -138,6 +145,11 @@ class AVDataModule(L.LightningDataModule):
             )
         if mixup_alpha > 0 and num_classes is None:
             raise ValueError("mixup_alpha > 0 mixes labels: set num_classes")
+        if max_empty_shards < 0 or batch_timeout_s < 0:
+            raise ValueError(
+                f"max_empty_shards and batch_timeout_s must be >= 0 (0: off), got "
+                f"{max_empty_shards}, {batch_timeout_s}"
+            )
         self.urls = {"train": train_urls, "val": val_urls, "test": test_urls}
         self.batch_size, self.num_workers = batch_size, num_workers
         self.shuffle_buffer, self.resampled, self.epoch_samples = (
@@ -146,6 +158,15 @@ class AVDataModule(L.LightningDataModule):
             epoch_samples,
         )
         self.fbank = fbank or FbankConfig.audioset()
+        check_augment_args(
+            self.fbank.num_mel_bins,
+            self.fbank.output_frames,
+            gain_db,
+            spec_freq_mask,
+            spec_time_mask,
+            mixup_alpha,
+        )
+        self.max_empty_shards, self.batch_timeout_s = max_empty_shards, batch_timeout_s
         self.frame_size, self.num_frames_per_clip = frame_size, num_frames_per_clip
         self.frame_sampling = frame_sampling
         self.audio_on_device, self.frames_on_device = audio_on_device, frames_on_device
@@ -177,7 +198,21 @@ class AVDataModule(L.LightningDataModule):
         if split not in self._shards:
             if self.urls[split] is None:
                 raise ValueError(f"no {split}_urls given")
-            self._shards[split] = expand_urls(self.urls[split])
+            shards = expand_urls(self.urls[split])
+            filled = [s for s in shards if s.samples != 0]
+            if not filled:
+                raise ValueError(
+                    f"{split}_urls {self.urls[split]!r}: its index lists {len(shards)} shard(s) "
+                    f"and no sample: nothing to read (an ingest whose clips were all skipped? "
+                    f"see the summary in its index.json)"
+                )
+            if len(filled) < len(shards):
+                logger.info(
+                    "%s: %d shard(s) listed with 0 samples are not read",
+                    split,
+                    len(shards) - len(filled),
+                )
+            self._shards[split] = filled
         return self._shards[split]
 
     def setup(self, stage: str | None = None) -> None:
@@ -260,6 +295,7 @@ class AVDataModule(L.LightningDataModule):
             self.counters["train"],
             resampled=self.resampled,
             shuffle_buffer=self.shuffle_buffer,
+            max_empty_shards=self.max_empty_shards,
         )
         loader = EpochLoader(
             dataset,
@@ -271,6 +307,7 @@ class AVDataModule(L.LightningDataModule):
             fixed_batches=fixed,
             shard_samples=None if None in counts else counts,  # type: ignore[arg-type]
             name="train",
+            timeout_s=self.batch_timeout_s,
         )
         if self._pending_state is not None:
             loader.load_state_dict(self._pending_state)
@@ -296,6 +333,7 @@ class AVDataModule(L.LightningDataModule):
             stream,
             self.counters[split],
             split_shards=split_shards,
+            max_empty_shards=self.max_empty_shards,
         )
         known = split_shards and None not in counts
         loader = EpochLoader(
@@ -307,6 +345,7 @@ class AVDataModule(L.LightningDataModule):
             train=False,
             shard_samples=counts if known else None,  # type: ignore[arg-type]
             name=split,
+            timeout_s=self.batch_timeout_s,
         )
         self.loaders[split] = loader
         return loader

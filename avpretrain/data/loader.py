@@ -77,6 +77,12 @@ class EpochLoader:
         fixed_batches: batches per epoch in resampled mode.
         shard_samples: sample count per shard for one-pass epochs (None: unknown).
         name: for log lines (``train``, ``val``, ...).
+        timeout_s: seconds to wait for a batch from the workers before giving up with an error
+            (0: forever; no effect without workers).
+
+    Raises (while iterating):
+        RuntimeError: a training epoch yielded no batch at all (every sample unreadable); the
+            next epoch would do the same, so training would loop through empty epochs forever.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class EpochLoader:
         fixed_batches: int | None = None,
         shard_samples: list[int] | None = None,
         name: str = "train",
+        timeout_s: float = 0.0,
     ) -> None:
         self.loader = wds.WebLoader(
             dataset,
@@ -97,6 +104,7 @@ class EpochLoader:
             num_workers=num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=False,
+            timeout=timeout_s if num_workers > 0 else 0,
         )
         self.stream, self.counter = stream, counter
         self.num_workers, self.batch_size, self.train = num_workers, batch_size, train
@@ -148,6 +156,12 @@ class EpochLoader:
                 self.batches += 1
                 yield batch
             self._in_epoch = False
+            if self.train and self.batches == start:
+                raise RuntimeError(
+                    f"{self.name} epoch {self.epoch}: no batch at all "
+                    f"({self.counter.total - skipped} samples or shard parts skipped as "
+                    f"unreadable this epoch, see the log): the data yields nothing to train on"
+                )
         finally:
             self._summary(self.counter.total - skipped)
 

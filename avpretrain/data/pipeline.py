@@ -7,7 +7,7 @@ Stages (module-level functions or small picklable objects, so DataLoader workers
                      rank and worker) or EpochShardList (one pass, order seeded per epoch)
     split_by_rank    this rank's shards (one-pass mode only; resampled draws already differ)
     split_by_worker  this DataLoader worker's shards
-    read_tar_samples tar members grouped by key (webdataset's tar iterator; see urls.open_url)
+    read_tar_samples tar members grouped by key (tar_stream's reader; see urls.open_url)
     select_members   choose the frame(s) to use, drop every other member (keeps buffers small)
     shuffle_samples  sample shuffle buffer (training)
     decode_samples   JSON, JPEG, FLAC or PCM, resample, augment, fbank or fixed-length waveform,
@@ -20,14 +20,19 @@ clip); ``audio`` [B, 1, 128, T] or, in accelerator mode, ``waveform`` [B, sample
 [B] long (first label, -1 if none) and ``labels`` [B, C] float multi-hot; optionally ``meta``
 list[dict].
 
-Unreadable data never stops a run: every read or decode error goes to a :class:`SkipCounter`,
-which logs the shard, key and problem on logger ``avpretrain.data`` and counts it.
+Unreadable data never stops a run by itself: every read or decode error goes to a
+:class:`SkipCounter`, which logs the shard, key and problem on logger ``avpretrain.data`` (each
+of the first errors on its own line, then one summary line at most every few seconds) and counts
+it. Data that yields nothing does stop it, with an error instead of an endless loop:
+``max_empty_shards`` shards in a row without a sample, or ``_MAX_CONSECUTIVE_FAILURES`` samples
+in a row that fail to decode.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -37,11 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 import webdataset as wds
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import group_by_keys
 
 from avpretrain.data.audio_codec import AUDIO_EXTS
 from avpretrain.data.samples import SampleOptions, choose_frames, collate_samples, decode_sample
 from avpretrain.data.schema import JSON_EXT, frame_exts
+from avpretrain.data.tar_stream import expand_tar_streams
 from avpretrain.data.urls import open_url
 
 logger = logging.getLogger("avpretrain.data")
@@ -50,6 +56,8 @@ logger = logging.getLogger("avpretrain.data")
 _SHARDS, _SELECT, _SHUFFLE, _DECODE = range(4)
 # A worker whose samples all fail is misconfigured, not unlucky: stop instead of looping.
 _MAX_CONSECUTIVE_FAILURES = 100
+# Skips logged one line each per process; after that, one summary line per interval.
+_LOUD_SKIPS, _SKIP_LOG_INTERVAL_S = 20, 10.0
 
 
 def _worker() -> tuple[int, int]:
@@ -107,23 +115,42 @@ class SkipCounter:
     def __init__(self, slots: int = 64) -> None:
         self.counts = torch.zeros(slots, dtype=torch.int64).share_memory_()
         self.shard = "?"  # the shard being read in this process, for log lines
+        self.last_error = ""  # this process's latest error, for the no-data error
+        self._logged, self._quiet, self._quiet_since = 0, 0, 0.0
 
     def __call__(self, exn: BaseException) -> bool:
         """webdataset handler for shard-level errors (open, truncated tar): log, count, go on."""
-        self._add()
         message = exn.args[0] if exn.args else exn
-        logger.warning(
-            "skipped unreadable data of shard %s: %s: %s", self.shard, type(exn).__name__, message
-        )
+        self._log(f"unreadable data of shard {self.shard}: {type(exn).__name__}: {message}")
         return True
 
     def sample_error(self, key: str | None, url: str | None, exn: BaseException) -> None:
         """Log and count one sample that failed to decode."""
-        self._add()
-        logger.warning("skipped sample %s of shard %s: %s: %s", key, url, type(exn).__name__, exn)
+        self._log(f"sample {key} of shard {url}: {type(exn).__name__}: {exn}")
 
-    def _add(self) -> None:
+    def _log(self, what: str) -> None:
+        """Count one error; log it alone while few, else fold it into a periodic summary line."""
         self.counts[_worker()[0] % len(self.counts)] += 1
+        self.last_error = what
+        if self._logged < _LOUD_SKIPS:
+            self._logged += 1
+            logger.warning("skipped %s", what)
+            if self._logged == _LOUD_SKIPS:
+                logger.warning(
+                    "further skips in this process: one summary line per %gs", _SKIP_LOG_INTERVAL_S
+                )
+                self._quiet_since = time.monotonic()
+            return
+        self._quiet += 1
+        now = time.monotonic()
+        if now - self._quiet_since >= _SKIP_LOG_INTERVAL_S:
+            logger.warning(
+                "skipped %d more in the last %.0fs (latest: %s)",
+                self._quiet,
+                now - self._quiet_since,
+                what,
+            )
+            self._quiet, self._quiet_since = 0, now
 
     @property
     def total(self) -> int:
@@ -172,10 +199,40 @@ def split_samples(src: Iterable[Any], rank: int, world_size: int) -> Iterator[An
     return islice(src, rank * workers + worker, None, world_size * workers)
 
 
-def open_shards(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Iterator[dict[str, Any]]:
+@dataclass
+class EmptyShardRun:
+    """Shards opened since the last sample came out; too many in a row is an error.
+
+    Args:
+        limit: shards in a row allowed to yield no sample (all unreadable or empty).
+        counter: the error counter, whose total and latest error go into the message.
+    """
+
+    limit: int
+    counter: SkipCounter
+    run: int = 0
+
+    def opened(self, url: str) -> None:
+        """Count one more shard opened; raise once ``limit`` shards in a row gave nothing."""
+        if self.run >= self.limit:
+            raise RuntimeError(
+                f"no sample from the last {self.run} shards read (the latest: {url}); "
+                f"{self.counter.total} read/decode errors in this process, the latest: "
+                f"{self.counter.last_error or 'none (the shards are empty)'}. "
+                f"The data is unreadable or empty; check the shards and their index.json "
+                f"(or raise the datamodule's max_empty_shards if this many empty shards are expected)"
+            )
+        self.run += 1
+
+
+def open_shards(
+    src: Iterable[dict[str, Any]], handler: SkipCounter, empty: EmptyShardRun | None = None
+) -> Iterator[dict[str, Any]]:
     """Open each shard URL as a stream (closed once the next shard is asked for)."""
     for shard in src:
         url = handler.shard = shard["url"]
+        if empty is not None:
+            empty.opened(url)
         try:
             stream = open_url(url)
         except Exception as exn:  # noqa: BLE001 - any opener failure skips the shard
@@ -188,10 +245,20 @@ def open_shards(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Iterator
             handler(OSError(f"error on closing: {exn}"))
 
 
-def read_tar_samples(src: Iterable[dict[str, Any]], handler: SkipCounter) -> Iterator[dict]:
-    """Shard URLs -> raw samples (``__key__``, ``__url__`` and bytes by extension)."""
-    files = tar_file_expander(open_shards(src, handler), handler=handler)
-    return group_by_keys(files, handler=handler)
+def read_tar_samples(
+    src: Iterable[dict[str, Any]], handler: SkipCounter, max_empty_shards: int = 0
+) -> Iterator[dict]:
+    """Shard URLs -> raw samples (``__key__``, ``__url__`` and bytes by extension).
+
+    Raises:
+        RuntimeError: ``max_empty_shards`` (> 0) shards in a row yielded no sample.
+    """
+    empty = EmptyShardRun(max_empty_shards, handler) if max_empty_shards > 0 else None
+    files = expand_tar_streams(open_shards(src, handler, empty), handler)
+    for sample in group_by_keys(files, handler=handler):
+        if empty is not None:
+            empty.run = 0
+        yield sample
 
 
 def select_members(
@@ -251,6 +318,7 @@ def build_pipeline(
     resampled: bool = False,
     shuffle_buffer: int = 0,
     split_shards: bool = True,
+    max_empty_shards: int = 0,
 ) -> wds.DataPipeline:
     """Assemble the stages (module docstring) into one rank's dataset of batches.
 
@@ -264,20 +332,23 @@ def build_pipeline(
         shuffle_buffer: samples in the shuffle buffer (0: no shuffling).
         split_shards: split by shard; if False every worker reads all shards and keeps its
             share of samples (:func:`split_samples`).
+        max_empty_shards: stop with an error once this many shards in a row yielded no sample
+            (0: never; a resampled stream over unreadable shards would otherwise never end).
     """
+    read = partial(read_tar_samples, handler=counter, max_empty_shards=max_empty_shards)
     if resampled:
         stages: list[Any] = [
             wds.ResampledShards(urls, worker_seed=stream.local, deterministic=True),
-            partial(read_tar_samples, handler=counter),
+            read,
         ]
     else:
         stages = [EpochShardList(urls, stream if opts.train else None)]
         by_rank = {"rank": stream.rank, "world_size": stream.world_size}
         if split_shards:
             stages += [partial(split_by_rank, **by_rank), wds.split_by_worker]
-            stages.append(partial(read_tar_samples, handler=counter))
+            stages.append(read)
         else:
-            stages.append(partial(read_tar_samples, handler=counter))
+            stages.append(read)
             stages.append(partial(split_samples, **by_rank))
     stages.append(partial(select_members, opts=opts, stream=stream))
     if shuffle_buffer > 0:
