@@ -21,6 +21,7 @@ of one) are reached by seeking to the keyframe before them instead of decoding t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -175,6 +176,9 @@ def probe(path: str, audio_stream: int | None = None) -> ProbeResult:
         audio_stream: which audio stream to use (position among the file's audio streams);
             None: the one marked default (see :func:`choose_audio_stream`).
     """
+    if not os.path.isfile(path):
+        what = "a folder, not a video file" if os.path.isdir(path) else "no such file"
+        raise VideoSkipped("missing", what)
     try:
         container = av.open(path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:

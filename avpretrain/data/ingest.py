@@ -36,6 +36,7 @@ from avpretrain.data.ingest_plan import (
     PLAN_NAME,
     IngestConfig,
     build_plan,
+    changed_inputs,
     load_plan,
     probe_task,
     save_plan,
@@ -185,6 +186,17 @@ def _remove_damaged(plan: dict[str, Any], out: Path, logged: dict[str, dict[str,
             logged.pop(shard["name"], None)
 
 
+def _check_inputs(plan: dict[str, Any], out: Path) -> None:
+    """Refuse to resume when a video that a missing shard needs has changed since the plan."""
+    pending = [s for s in plan["shards"] if not (out / s["name"]).exists()]
+    changed = changed_inputs(plan, pending)
+    if changed:
+        raise ValueError(
+            f"{len(changed)} input videos changed since {out / PLAN_NAME} was made, e.g. "
+            f"{'; '.join(changed[:3])}; put them back, or start over in a new --out"
+        )
+
+
 def _write_shards(
     plan: dict[str, Any], out: Path, workers: int, logged: dict[str, dict[str, Any]]
 ) -> list[str]:
@@ -286,6 +298,8 @@ def ingest(
     """
     config = config or IngestConfig()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the shards")
     sources, classes = read_inputs(source, manifest, config.clip_seconds)
     if not sources:
         raise ValueError(f"{source}: no video files found")
@@ -300,6 +314,7 @@ def ingest(
             save_plan(out, plan)
         logged = _read_log(out)
         _remove_damaged(plan, out, logged)
+        _check_inputs(plan, out)
         before = sum((out / s["name"]).exists() for s in plan["shards"])
         failed = _write_shards(plan, out, workers, logged)
         written = sum((out / s["name"]).exists() for s in plan["shards"]) - before
@@ -398,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain ingest``; 0 on success, 1 if some shard failed, 2 on bad arguments."""
+    """Run ``avpretrain ingest``; 0 on success, 1 if some shard failed or no clip was written,
+    2 on bad arguments or inputs."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -432,6 +448,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the plan or index could not be written: a full or read-only disk
         print(f"avpretrain ingest: error: {err}", file=sys.stderr)
         return 1
-    print(format_summary(index["summary"]))
+    summary = index["summary"]
+    print(format_summary(summary))
     print(f"index: {Path(args.out) / 'index.json'}")
-    return 1 if index["summary"]["shards_failed"] else 0
+    if summary["clips_written"] == 0:
+        print(
+            "avpretrain ingest: error: no clip was written; the reasons are logged above",
+            file=sys.stderr,
+        )
+        return 1
+    return 1 if summary["shards_failed"] else 0

@@ -94,7 +94,24 @@ def probe_task(path: str, audio_stream: int | None = None) -> dict[str, Any]:
         "has_audio": result.has_audio,
         "audio_stream": result.audio_stream,
         "audio_choice": result.audio_choice,
+        "size": os.path.getsize(path),
     }
+
+
+def changed_inputs(plan: dict[str, Any], shards: list[dict[str, Any]]) -> list[str]:
+    """Videos of ``shards`` that are gone or whose size differs from when the plan was made
+    (a shard written from them now would not match the plan or the shards written before)."""
+    changed = []
+    for index in sorted({i for shard in shards for i, _, _ in shard["parts"]}):
+        video = plan["videos"][index]
+        try:
+            size = os.path.getsize(video["path"])
+        except OSError:
+            changed.append(f"{video['path']} (gone)")
+            continue
+        if "size" in video and size != video["size"]:
+            changed.append(f"{video['path']} ({video['size']} -> {size} bytes)")
+    return changed
 
 
 def inputs_fingerprint(sources: list[VideoSource]) -> str:

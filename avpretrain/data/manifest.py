@@ -2,7 +2,7 @@
 
 Manifest fields (CSV columns or JSON keys); only ``path`` is required::
 
-    path       video file, relative to the manifest's folder unless absolute
+    path       video file, relative to the manifest's folder unless absolute (``~`` expanded)
     id         video id stored with the row's clips (``video_id`` also accepted); default: the
                file stem
     start, end clip timestamps in seconds; both missing: the video is cut into consecutive clips;
@@ -27,6 +27,7 @@ import csv
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,10 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if reader.fieldnames:
             reader.fieldnames = [name.strip() for name in reader.fieldnames]
         if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{path}: CSV manifest needs a 'path' column")
+            raise ValueError(
+                f"{path}: CSV manifest needs a 'path' column; its header is "
+                f"{reader.fieldnames} (columns are separated by commas)"
+            )
         _warn_unknown(path, reader.fieldnames)
         rows = []
         for row in reader:
@@ -113,8 +117,14 @@ def _warn_unknown(path: Path, names: Any) -> None:
 
 def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs of a CSV or JSON Lines manifest."""
-    if path.suffix.lower() == ".csv":
-        return _csv_rows(path)
+    try:
+        return _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err}); save the manifest as UTF-8") from None
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a JSON Lines manifest."""
     rows = []
     seen: set[str] = set()
     with path.open(encoding="utf-8-sig") as f:
@@ -228,7 +238,9 @@ def read_manifest(path: str | Path, clip_seconds: float = 10.0) -> list[VideoSou
         name = _text(row.get("path"))
         if name is None:
             raise ValueError(f"{where}: row has no 'path'")
-        file = Path(name) if Path(name).is_absolute() else path.parent / name
+        file = Path(name).expanduser()
+        # One spelling per file ("a/../b.mp4" is "b.mp4"), so its rows share a decode.
+        file = Path(os.path.normpath(file if file.is_absolute() else path.parent / file))
         clip = _clip(row, clip_seconds, where)
         key = (str(file), json.dumps(asdict(clip), sort_keys=True))
         if key in lines:

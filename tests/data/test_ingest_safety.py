@@ -263,5 +263,52 @@ def test_the_audio_stream_choice_is_logged_and_can_be_set(tmp_path, caplog):
     assert any("two.mkv: 2 audio streams; using audio stream 1, the one marked default" in m
                for m in infos)  # fmt: skip
     out = tmp_path / "out5"
-    assert main([str(tmp_path / "src"), "--out", str(out), *TINY, "--audio-stream", "5"]) == 0
+    assert main([str(tmp_path / "src"), "--out", str(out), *TINY, "--audio-stream", "5"]) == 1
     assert read_index(out)["summary"]["videos_skipped"] == {"audio_stream": 1}
+
+
+def test_careless_paths_are_named_and_nothing_written_is_an_error(videos, tmp_path, capsys, caplog):
+    (tmp_path / "afile").write_text("")
+    assert main([str(videos), "--out", str(tmp_path / "afile"), *TINY]) == 2
+    assert "afile is a file" in capsys.readouterr().err
+    (tmp_path / "sub").mkdir()
+    rows = [f"{tmp_path / 'gone.mp4'},0,1", "sub,0,1"]  # a typo, and a folder
+    (tmp_path / "m.csv").write_text("path,start,end\n" + "\n".join(rows) + "\n")
+    assert main([str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), *TINY]) == 1
+    assert "no clip was written" in capsys.readouterr().err
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("gone.mp4 [missing]: no such file" in m for m in warned), warned
+    assert any("sub [missing]: a folder" in m for m in warned), warned
+    (tmp_path / "m.jsonl").write_bytes(b"\xe9\n")
+    assert main([str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "j"), *TINY]) == 2
+    assert "m.jsonl: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_two_spellings_of_one_file_are_one_video(videos, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOME", str(videos))
+    rel = os.path.relpath(videos / "b.mp4", tmp_path)
+    rows = ["~/b.mp4,0,1", f"{rel},1,2", f"x/../{rel},0,1"]
+    (tmp_path / "m.csv").write_text("path,start,end\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "m.csv"), "--out", str(out), *TINY]) == 0
+    plan = json.loads((out / "ingest-plan.json").read_text())
+    assert [v["path"] for v in plan["videos"]] == [str(videos / "b.mp4")]
+    assert len(plan["videos"][0]["clips"]) == 2
+    assert any("line 4 repeats line 2" in r.getMessage() for r in caplog.records)
+
+
+def test_a_resume_is_refused_when_a_video_it_needs_changed(videos, tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (src / name).write_bytes((videos / name).read_bytes())
+    out = tmp_path / "out"
+    argv = [str(src), "--out", str(out), "--shard-size", "3", *TINY]
+    assert main(argv) == 0
+    (out / "shard-000001.tar").unlink()  # b.mp4's clips: written again on resume
+    write_video(src / "b.mp4", seconds=2.0, size=(32, 24))  # re-encoded meanwhile
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 input videos changed" in err and f"{src / 'b.mp4'} (" in err
+    write_video(src / "b.mp4", seconds=2.0)  # put back as it was: resumable again
+    assert main(argv) == 0 and read_index(out)["total"] == 5
