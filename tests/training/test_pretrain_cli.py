@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from avpretrain.lightning_cli import run_lightning_cli
+from avpretrain.training.throughput import count_train_flops_per_sample
 from avpretrain.training.wandb_offline import read_records
 
 from .recipe import ROOT, tiny_recipe, write_recipe
@@ -97,3 +98,20 @@ def test_every_recipe_parses(recipe, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.pretrain.AVMAEPretrain" in printed
+
+
+def test_fit_on_inputs_off_the_models_grid_counts_flops(tiny_world, tmp_path, capsys):
+    """48 px frames and 288 audio frames into a model built for 32 px and 192 frames."""
+    cfg = tiny_recipe(tiny_world, tmp_path / "run", max_steps=3)
+    cfg["data"]["init_args"]["frame_size"] = 48
+    cfg["data"]["init_args"]["fbank"]["target_frames"] = 288
+    cli = run_lightning_cli(["fit", "--config", str(write_recipe(cfg, tmp_path / "c.yaml"))])
+    cli.trainer.logger.experiment.finish()
+    assert cli.trainer.global_step == 3
+    monitor = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThroughputMonitor")
+    model = cli.model.model
+    on_grid = count_train_flops_per_sample(
+        model, {"audio": torch.zeros(1, 1, 128, 192), "video": torch.zeros(1, 3, 32, 32)}
+    )
+    assert monitor.flops_per_sample > on_grid  # more patches, more FLOPs
+    assert "training FLOPs per sample" in capsys.readouterr().out
