@@ -14,6 +14,7 @@ import copy
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import yaml
 from chance_levels import localization_chance, majority_chance, parsing_chance
 
@@ -76,11 +77,16 @@ def load_recipe(recipe: str, world: Path) -> dict:
     return cfg
 
 
-def run_task(cfg: dict, encoders: str | None, minutes: float, tmp: Path) -> dict:
-    """Fit a recipe for ``minutes`` and return its final validation metrics."""
+def run_task(
+    cfg: dict, encoders: str | None, minutes: float, max_steps: int, seed: int, tmp: Path
+) -> dict:
+    """Fit a recipe for ``minutes`` or ``max_steps`` (whichever ends first) from ``seed``, and
+    return its final validation metrics."""
+    cfg["seed_everything"] = seed
     cfg["trainer"].update(
         max_time=f"00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
         max_epochs=1000,
+        max_steps=max_steps,
         default_root_dir=str(tmp),
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -96,11 +102,29 @@ def run_task(cfg: dict, encoders: str | None, minutes: float, tmp: Path) -> dict
     return cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)[0]
 
 
+def mean_std(values: list[float]) -> str:
+    """``"mean ± std"`` (sample standard deviation; 0 for a single value)."""
+    t = np.asarray(values, dtype=np.float64)
+    std = t.std(ddof=1) if len(t) > 1 else 0.0
+    return f"{t.mean():.3f} ± {std:.3f}"
+
+
+def verdict(pre: list[float], rand: list[float], level: float | None) -> str:
+    """Whether the pretrained mean beats the random mean by more than the larger standard
+    deviation and beats the chance / baseline level (``"yes"`` / ``"no"``)."""
+    p, r = np.asarray(pre), np.asarray(rand)
+    spread = max(p.std(ddof=1), r.std(ddof=1)) if len(p) > 1 else 0.0
+    above = level is None or p.mean() > level
+    return "yes" if p.mean() - r.mean() > spread and above else "no"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--world", required=True, type=Path, help="synthetic world (train/, val/)")
     p.add_argument("--encoders", required=True, help="pretrained encoders (avpretrain export)")
-    p.add_argument("--minutes", type=float, default=1.0, help="training time per run")
+    p.add_argument("--minutes", type=float, default=1.0, help="training time cap per run")
+    p.add_argument("--max-steps", type=int, default=-1, help="training step cap per run")
+    p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0 .. N-1)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     args = p.parse_args()
     index = yaml.safe_load((args.world / "val" / "index.json").read_text())
@@ -109,21 +133,40 @@ def main() -> None:
     for task in args.tasks:
         recipe, metrics = TASKS[task]
         cfg = load_recipe(recipe, args.world)
-        scores = {}
-        for name, encoders in (("pretrained", args.encoders), ("random", None)):
-            with tempfile.TemporaryDirectory() as tmp:
-                scores[name] = run_task(copy.deepcopy(cfg), encoders, args.minutes, Path(tmp))
+        scores: dict[str, list[dict]] = {"pretrained": [], "random": []}
+        for seed in range(args.seeds):
+            for name, encoders in (("pretrained", args.encoders), ("random", None)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    scores[name].append(
+                        run_task(
+                            copy.deepcopy(cfg),
+                            encoders,
+                            args.minutes,
+                            args.max_steps,
+                            seed,
+                            Path(tmp),
+                        )
+                    )
         for metric, chance in metrics.items():
-            if isinstance(chance, str):  # a baseline the task logs
-                chance = scores["pretrained"][chance]
+            if isinstance(chance, str):  # a baseline the task logs (the same for every run)
+                chance = float(np.mean([s[chance] for s in scores["pretrained"]]))
             elif chance:
                 chance = chance(num_val, num_classes, cfg)
-            level = "-" if chance is None else f"{chance:.3f}"
-            pre, rand = scores["pretrained"][metric], scores["random"][metric]
-            rows.append((task, metric, pre, rand, level))
-    print("\n| task | metric | pretrained | random | chance |\n|---|---|---|---|---|")
+            pre = [float(s[metric]) for s in scores["pretrained"]]
+            rand = [float(s[metric]) for s in scores["random"]]
+            rows.append((task, metric, pre, rand, chance))
+    print(
+        f"\n{args.seeds} seeds per cell, mean ± std; 'beats' = the pretrained mean exceeds the "
+        "random mean by more than the larger std and exceeds chance / the baseline"
+    )
+    print("\n| task | metric | pretrained | random | chance / baseline | beats |")
+    print("|---|---|---|---|---|---|")
     for task, metric, pre, rand, level in rows:
-        print(f"| {task} | {metric} | {pre:.3f} | {rand:.3f} | {level} |")
+        shown = "-" if level is None else f"{level:.3f}"
+        print(
+            f"| {task} | {metric} | {mean_std(pre)} | {mean_std(rand)} | {shown} | "
+            f"{verdict(pre, rand, level)} |"
+        )
 
 
 if __name__ == "__main__":

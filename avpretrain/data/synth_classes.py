@@ -52,9 +52,9 @@ HARD_TIMBRES: tuple[tuple[float, ...], ...] = (
 # Noise band widths in octaves: a narrow hiss and a broad rush.
 BAND_OCTAVES = (0.5, 2.0)
 HARD_MAX_CLASSES = len(SHAPES) * len(HARD_TEXTURES)
-# Per-instance pitch of the hard world: tones' fundamentals and noise bands' centres, log-uniform.
-HARD_TONE_HZ = (150.0, 850.0)
-HARD_NOISE_HZ = (400.0, 3000.0)
+# Per-instance pitch of the hard world, log-uniform over one range for tones' fundamentals and
+# noise bands' centres alike, so that not even the sound's kind shows in the spectral peak.
+HARD_PITCH_HZ = (150.0, 1000.0)
 _RGB_JITTER = 20.0
 _BASE_NAMES = (
     "bell", "flute", "drum", "fan", "chime", "horn", "gong", "kettle",
@@ -125,7 +125,7 @@ _HARD_SOUND_STRIDE = 7
 
 def _hard_class_spec(class_id: int) -> ClassSpec:
     sound, kind, envelope = _HARD_SOUNDS[(class_id * _HARD_SOUND_STRIDE) % len(_HARD_SOUNDS)]
-    lo, hi = HARD_TONE_HZ if sound == "tone" else HARD_NOISE_HZ
+    lo, hi = HARD_PITCH_HZ
     return ClassSpec(
         class_id=class_id,
         name=CLASS_NAMES[class_id],
@@ -146,11 +146,11 @@ def instance_spec(spec: ClassSpec, rng: np.random.Generator) -> ClassSpec:
     """One object of a hard-world class: colour and pitch drawn independently of the class.
 
     The colour is a palette colour (so captions can name it) with a small RGB jitter; the pitch is
-    log-uniform over the range shared by all tones (or all noise bands).
+    log-uniform over the range shared by all classes, tones and noise bands alike.
     """
     colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
     rgb = np.clip(np.asarray(COLOURS[colour]) + rng.uniform(-_RGB_JITTER, _RGB_JITTER, 3), 0, 255)
-    lo, hi = HARD_TONE_HZ if spec.sound == "tone" else HARD_NOISE_HZ
+    lo, hi = HARD_PITCH_HZ
     pitch = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     return replace(
         spec,
