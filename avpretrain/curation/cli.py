@@ -17,6 +17,11 @@ Output folder::
 
 Scoring is the expensive part, so it is cached per shard (keyed by the embedders used); a rerun
 with other thresholds only refilters and rewrites, which is cheap.
+
+Bad data is skipped and counted as the training loader does (:class:`SkipCounter`): a sample
+whose JSON, audio or frames cannot be decoded, or the rest of a shard after a tar error. The
+count goes into the summary line, ``report.json`` and the output index; a run where no clip at
+all can be read fails.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from avpretrain.curation.embedders import AV_SPACES, AVMAEEmbedder, supports
 from avpretrain.curation.filter import STAGES, filter_scores, parse_thresholds
@@ -39,6 +45,7 @@ from avpretrain.curation.report import write_report
 from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
 from avpretrain.curation.text_tower import load_text_tower
 from avpretrain.data.audio_codec import decode_audio
+from avpretrain.data.pipeline import SkipCounter
 from avpretrain.data.schema import JSON_EXT, frame_exts
 from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
 from avpretrain.data.video import decode_jpeg
@@ -56,25 +63,40 @@ def decode_clip(sample: dict[str, Any], shard: str) -> tuple[ClipInput, dict[str
     key = sample["__key__"]
     try:
         meta = json.loads(sample[JSON_EXT])
+        if not isinstance(meta, dict):
+            raise ValueError(f"the JSON record is {type(meta).__name__}, not an object")
         waveform, rate = decode_audio(sample, meta)
         exts = frame_exts(sample)
         if not exts:
             raise ValueError("no frames")
         frames = torch.stack([decode_jpeg(sample[e]) for e in exts])
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{shard}: sample {key!r}: {err!r}") from err
-    times = meta.get("frame_times") or [(meta["end"] - meta["start"]) / 2.0] * len(exts)
-    clip = ClipInput(key, waveform, rate, frames, list(times), meta.get("caption"))
+        times = meta.get("frame_times") or [_mid_time(meta)] * len(exts)
+        clip = ClipInput(key, waveform, rate, frames, list(times), meta.get("caption"))
+    except Exception as err:  # noqa: BLE001 - corrupt data of any kind, as the loader
+        raise ValueError(f"{shard}: sample {key!r}: {type(err).__name__}: {err}") from err
     return clip, meta
 
 
+def _mid_time(meta: dict[str, Any]) -> float:
+    """Middle of the clip from its ``start`` and ``end`` (frames without ``frame_times``)."""
+    for field in ("start", "end"):
+        if not isinstance(meta.get(field), int | float):
+            raise ValueError(
+                f"field {field!r} is {meta.get(field)!r}: a number is needed when the record "
+                f"has no frame_times"
+            )
+    return (meta["end"] - meta["start"]) / 2.0
+
+
 def score_shard(
-    path: Path, models: ScoreModels, batch_size: int, skipped: set[str]
+    path: Path, models: ScoreModels, batch_size: int, skipped: set[str], bad: SkipCounter
 ) -> list[dict[str, Any]]:
     """Per clip ``{key, category, corruption, scores}`` of one shard, scored in batches.
 
     ``corruption`` is the synthetic world's ground truth (``swap_audio``, ``shift_audio``,
     ``swap_caption``, ``"clean"``), None for real data; the report counts what the filter removed.
+    Undecodable samples, and the rest of the shard after a tar error, are logged and counted in
+    ``bad`` and left out.
     """
     records: list[dict[str, Any]] = []
     batch: list[ClipInput] = []
@@ -85,16 +107,26 @@ def score_shard(
             record["scores"] = clip_scores
         batch.clear()
 
-    for sample in read_raw_samples(path):
-        clip, meta = decode_clip(sample, str(path))
-        synthetic = meta.get("synthetic")
-        corruption = (synthetic.get("corruption") or "clean") if synthetic else None
-        records.append(
-            {"key": clip.key, "category": meta.get("category"), "corruption": corruption}
-        )
-        batch.append(clip)
-        if len(batch) >= batch_size:
-            flush()
+    bad.shard = str(path)
+    try:
+        for sample in read_raw_samples(path):
+            try:
+                clip, meta = decode_clip(sample, str(path))
+            except ValueError as err:
+                bad.sample_error(sample.get("__key__"), str(path), err.__cause__ or err)
+                continue
+            synthetic = meta.get("synthetic")
+            corruption = (
+                (synthetic.get("corruption") or "clean") if isinstance(synthetic, dict) else None
+            )
+            records.append(
+                {"key": clip.key, "category": meta.get("category"), "corruption": corruption}
+            )
+            batch.append(clip)
+            if len(batch) >= batch_size:
+                flush()
+    except ValueError as err:  # the tar itself: the rest of the shard is unreadable
+        bad(err)
     if batch:
         flush()
     return records
@@ -112,36 +144,58 @@ def cached_scores(
     models: ScoreModels,
     signature: dict[str, Any],
     batch_size: int,
-) -> dict[str, list[dict[str, Any]]]:
-    """Scores of every shard, from ``out/scores/`` when cached with the same embedders."""
+    bad: SkipCounter,
+) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Scores of every shard, from ``out/scores/`` when cached with the same embedders.
+
+    Returns:
+        ``(scores by shard name, samples or shard parts skipped as unreadable)``; those of the
+        shards scored now are also counted (and the latest logged) in ``bad``.
+    """
     cache_dir = out / SCORES_DIR
     cache_dir.mkdir(parents=True, exist_ok=True)
     skipped: set[str] = set()
     result = {}
-    for shard in shards:
+    unreadable = 0
+    for shard in tqdm(shards, desc="scoring", unit="shard", disable=None):
         cache = cache_dir / f"{shard['name']}.json"
         if cache.exists():
             data = json.loads(cache.read_text())
             if data.get("embedders") == signature:
                 log.info("curation: %s scores cached, not rescored", shard["name"])
                 result[shard["name"]] = data["clips"]
+                unreadable += data.get("unreadable", 0)
                 continue
-        records = score_shard(Path(shard["url"]), models, batch_size, skipped)
-        _write_json(cache, {"embedders": signature, "clips": records})
-        log.info("curation: scored %s (%d clips)", shard["name"], len(records))
+        before = bad.total
+        records = score_shard(Path(shard["url"]), models, batch_size, skipped, bad)
+        lost = bad.total - before
+        _write_json(cache, {"embedders": signature, "clips": records, "unreadable": lost})
+        log.info(
+            "curation: scored %s (%d clips, %d unreadable skipped)",
+            shard["name"],
+            len(records),
+            lost,
+        )
         result[shard["name"]] = records
-    return result
+        unreadable += lost
+    return result, unreadable
 
 
 def _with_scores(
     url: str, keep: set[str], scores: dict[str, dict[str, float | None]]
 ) -> Iterator[dict[str, Any]]:
-    """The kept raw samples of one shard, each JSON record's ``scores`` filled."""
-    for sample in read_raw_samples(url):
-        if sample["__key__"] in keep:
-            meta = json.loads(sample[JSON_EXT])
-            meta["scores"] = scores[sample["__key__"]]
-            yield {**sample, JSON_EXT: json.dumps(meta).encode("utf-8")}
+    """The kept raw samples of one shard, each JSON record's ``scores`` filled.
+
+    A tar error ends the shard: what follows it was unreadable when scoring too, so kept nothing.
+    """
+    try:
+        for sample in read_raw_samples(url):
+            if sample["__key__"] in keep:
+                meta = json.loads(sample[JSON_EXT])
+                meta["scores"] = scores[sample["__key__"]]
+                yield {**sample, JSON_EXT: json.dumps(meta).encode("utf-8")}
+    except ValueError as err:
+        log.warning("curation: %s", err)
 
 
 def write_curated(
@@ -156,7 +210,7 @@ def write_curated(
         keep: the filter's decision by ``(shard name, key)``.
     """
     counts = {}
-    for shard in shards:
+    for shard in tqdm(shards, desc="writing", unit="shard", disable=None):
         name = shard["name"]
         scores = {r["key"]: r["scores"] for r in scored[name]}
         kept = {k for k in scores if keep[(name, k)]}
@@ -291,8 +345,17 @@ def main(argv: list[str]) -> int:
         thresholds = parse_thresholds(args.thresholds)
         stages = [s.strip() for s in args.stages.split(",") if s.strip()]
         models, signature = _models(args)
-        scored = cached_scores(index["shards"], out, models, signature, args.batch_size)
+        bad = SkipCounter(slots=1)
+        scored, unreadable = cached_scores(
+            index["shards"], out, models, signature, args.batch_size, bad
+        )
         flat = [(name, r) for name, records in scored.items() for r in records]
+        if not flat:
+            raise ValueError(
+                f"{args.shards}: no readable clip in {len(index['shards'])} shard(s) "
+                f"({unreadable} samples or shard parts unreadable; the latest: "
+                f"{bad.last_error or 'see the score cache'})"
+            )
         result = filter_scores([r["scores"] for _, r in flat], thresholds, args.quantile, stages)
     except (ValueError, FileNotFoundError) as err:
         print(f"avpretrain curate: {err}", file=sys.stderr)
@@ -300,6 +363,7 @@ def main(argv: list[str]) -> int:
     keep = {(name, r["key"]): k for (name, r), k in zip(flat, result.keep, strict=True)}
     counts = write_curated(index["shards"], out, scored, keep)
     summary = {"source": str(args.shards), "thresholds": thresholds, "quantile": args.quantile}
+    summary["unreadable_skipped"] = unreadable
     write_index(out, counts, curation={**summary, "embedders": signature})
     report = write_report(
         out,
@@ -311,5 +375,8 @@ def main(argv: list[str]) -> int:
         stages_on=stages,
         embedders=signature,
     )
-    print(f"curate: kept {report['kept']} of {report['total']} clips -> {out}")
+    print(
+        f"curate: kept {report['kept']} of {report['total']} clips -> {out}"
+        + (f" ({unreadable} unreadable samples or shard parts skipped)" if unreadable else "")
+    )
     return 0

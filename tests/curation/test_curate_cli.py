@@ -175,3 +175,48 @@ def test_curate_names_a_broken_shard(
     args = ["curate", str(shards), "--out", str(tmp_path / "out"), "--encoders", str(encoders)]
     assert avpretrain_main(args) == 2
     assert "bad-000000.tar" in capsys.readouterr().err
+
+
+def test_curate_skips_and_counts_bad_samples_as_the_loader_does(
+    tiny_world: Path,
+    encoders: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from avpretrain.data.shards import write_index, write_shard
+
+    samples = list(read_raw_samples(tiny_world / "train/synth-000000.tar"))  # 8 clips
+    nulls = json.loads(samples[1]["json"])
+    nulls.update(end=None, frame_times=None, caption=None, category=None)
+    samples[0] = {**samples[0], "flac": b"not flac"}
+    samples[1] = {**samples[1], "json": json.dumps(nulls).encode()}
+    samples[2] = {**samples[2], "json": b"null"}
+    shards = tmp_path / "in"
+    shards.mkdir()
+    write_shard(shards / "a-000000.tar", samples)
+    write_shard(shards / "a-000001.tar", samples[3:])
+    cut = (shards / "a-000001.tar").read_bytes()
+    (shards / "a-000001.tar").write_bytes(cut[: len(cut) // 2 + 100])  # inside a later clip
+    write_index(shards, {"a-000000.tar": 8, "a-000001.tar": 5})
+    out = tmp_path / "out"
+    args = ["curate", str(shards), "--out", str(out), "--encoders", str(encoders)]
+    assert avpretrain_main(args) == 0
+    printed = capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    readable_cut = len(list(_readable(shards / "a-000001.tar")))
+    assert 0 < readable_cut < 5
+    assert report["total"] == 5 + readable_cut
+    assert "4 unreadable samples or shard parts skipped" in printed.out  # 3 samples + 1 tar cut
+    assert read_index(out)["curation"]["unreadable_skipped"] == 4
+    assert "field 'end' is None: a number is needed" in caplog.text
+    assert "the JSON record is NoneType, not an object" in caplog.text
+    assert "a-000001.tar: not a readable tar shard" in caplog.text
+
+
+def _readable(path: Path):
+    """The samples of a cut shard before its tar error."""
+    try:
+        yield from read_raw_samples(path)
+    except ValueError:
+        return
