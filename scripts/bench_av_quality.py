@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.quality.kfold import fold_metrics
@@ -92,11 +93,13 @@ def main() -> None:
     args = p.parse_args()
     cfg = yaml.safe_load(RECIPE.read_text())
     results = []
-    for name, encoders in (("pretrained", args.encoders), ("random", None)):
-        for inputs in args.inputs:
-            result = run_one(cfg, encoders, inputs, args)
-            results.append({"encoders": name, "inputs": inputs, **result})
-            print(f"[bench_av_quality] {name} {inputs}: {json.dumps(result)}", flush=True)
+    runs = [
+        (n, e, i) for n, e in (("pretrained", args.encoders), ("random", None)) for i in args.inputs
+    ]
+    for name, encoders, inputs in tqdm(runs, desc="bench_av_quality", unit="run", disable=None):
+        result = run_one(cfg, encoders, inputs, args)
+        results.append({"encoders": name, "inputs": inputs, **result})
+        tqdm.write(f"[bench_av_quality] {name} {inputs}: {json.dumps(result)}")
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=1))
     print("\n" + table(results))

@@ -17,6 +17,9 @@ import argparse
 import logging
 import sys
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from avpretrain.ablation.cluster import emit
 from avpretrain.ablation.grid import Grid, Point, load_grid, parse_criteria
 from avpretrain.ablation.run import run_point
@@ -31,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Pretrain and probe on every point of a curation / data-scale grid, then "
         "tabulate and plot the metrics against data scale.",
     )
-    p.add_argument("--grid", required=True, help="grid YAML, or a packaged grid: ablate/tiny, ablate/paper")
+    p.add_argument(
+        "--grid", required=True, help="grid YAML, or a packaged grid: ablate/tiny, ablate/paper"
+    )
     p.add_argument("--out", help="output folder (default: the grid's `out`)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--list", action="store_true", help="print the grid points and exit")
@@ -106,8 +111,10 @@ def main(argv: list[str]) -> int:
             print(f"ablate: {len(grid.points())} points -> {paths['sweep']}, {paths['slurm']}")
             return 0
         if not args.collect:
-            for point in _selected(grid, args):
-                run_point(grid, point, force=args.force)
+            points = _selected(grid, args)
+            with logging_redirect_tqdm():
+                for point in tqdm(points, desc="ablate", unit="point", disable=None):
+                    run_point(grid, point, force=args.force)
         if args.collect or not (args.run_one or args.index is not None):
             paths = write_summary(grid.out)
             print(paths["markdown"].read_text())

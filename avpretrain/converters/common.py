@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from avpretrain.data.manifest import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class VideoFinder:
             return
         if not self.video_dir.is_dir():
             raise FileNotFoundError(f"{self.video_dir}: video folder not found")
-        for path in sorted(self.video_dir.rglob("*")):
+        found = tqdm(self.video_dir.rglob("*"), desc="finding videos", unit=" files", disable=None)
+        for path in sorted(found):
             if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
                 if path.stem in self.by_stem:
                     log.warning(

@@ -23,8 +23,11 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synth_classes import DIFFICULTIES, class_table
@@ -82,11 +85,12 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
         _remove_stale(directory, set(names))
         corrupted = {kind: sum(c.kind == kind for c in plan.values()) for kind in CORRUPTIONS}
         splits[split] = {"clips": n, "shards": len(names), "corrupted": corrupted}
+    bar = partial(tqdm, total=len(jobs), desc="synth", unit="shard", disable=None)  # TTY only
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            counts = list(pool.map(_write_shard_job, *zip(*jobs, strict=True)))
+            counts = list(bar(pool.map(_write_shard_job, *zip(*jobs, strict=True))))
     else:
-        counts = [_write_shard_job(*job) for job in jobs]
+        counts = [_write_shard_job(*job) for job in bar(jobs)]
     classes = [asdict(spec) for spec in class_table(cfg.num_classes, cfg.difficulty)]
     for split in splits:
         directory = out / split
