@@ -15,10 +15,12 @@ one run at a time per folder). A rerun counts an existing shard as done only aft
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -49,6 +51,7 @@ from avpretrain.data.shards import INDEX_NAME, count_samples, write_index
 logger = logging.getLogger("avpretrain.ingest")
 
 LOG_NAME = "ingest-log.jsonl"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Reasons that are a consequence of the settings rather than a fault in the file.
 ROUTINE_REASONS = frozenset({"too_short", "no_audio"})
 
@@ -82,6 +85,22 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, have the kernel kill this worker when the ingest process
+    dies (even by SIGKILL). Orphaned workers would otherwise wait forever on their task queue,
+    holding the output folder's lock (their copy of its file descriptor) and a rerun off."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(1)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+
+
 def _probe_all(paths: list[str], workers: int, audio_stream: int | None) -> list[dict[str, Any]]:
     bar = partial(tqdm, total=len(paths), desc="probing", unit="video", disable=None)
     task = partial(probe_task, audio_stream=audio_stream)
@@ -89,7 +108,7 @@ def _probe_all(paths: list[str], workers: int, audio_stream: int | None) -> list
         return list(bar(map(task, paths)))
     chunk = max(1, min(64, len(paths) // (8 * workers)))
     try:
-        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+        with _pool(workers) as pool:
             return list(bar(pool.map(task, paths, chunksize=chunk)))
     except BrokenProcessPool as err:
         raise RuntimeError(
@@ -126,7 +145,7 @@ def _pool_results(
 ) -> Iterator[dict[str, Any]]:
     """Run ``tasks`` (consumed) in one pool; if a worker dies, the shards in flight go to
     ``broken`` and the pool is given up."""
-    with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+    with _pool(workers) as pool:
         running: dict[Future, dict[str, Any]] = {}
         while tasks or running:
             while tasks and len(running) < 2 * workers:

@@ -44,7 +44,7 @@ class OutputLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            holder = _read_holder(fd, self.path)
             os.close(fd)
             raise OutputBusy(
                 f"{self.path.parent} is being written by another ingest ({holder}); wait for it "
@@ -74,10 +74,26 @@ class OutputLock:
             self._fd = None
 
 
-def _read_holder(fd: int) -> str:
+def _read_holder(fd: int, path: Path) -> str:
     """The holder named in the lock file, as text for a message."""
     try:
         holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+        text = f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "holder unknown: the lock file names nobody yet"
+    if holder["host"] == socket.gethostname() and not _alive(holder["pid"]):
+        text += (
+            "; that process has exited, but processes it started still hold the lock "
+            f"(`fuser -v {path}` lists them)"
+        )
+    return text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -8,10 +8,12 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ import webdataset as wds
 
 import avpretrain.data.shards as shards
 from avpretrain.data.ingest import main
+from avpretrain.data.ingest_lock import OutputBusy, OutputLock
 from avpretrain.data.ingest_verify import shard_problem
 from avpretrain.data.shards import read_index
 from tests.data.odd_videos import stream_amplitude, write_timed
@@ -56,7 +59,7 @@ def _cli(*args: str) -> subprocess.Popen:
     )
 
 
-def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_path):
+def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_path, capsys):
     out = tmp_path / "out"
     holder = subprocess.Popen(
         [
@@ -73,9 +76,9 @@ def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        second = _cli(str(videos), "--out", str(out), *TINY)
-        _, err = second.communicate(timeout=300)
-        assert second.returncode == 2
+        # This (pytest's) process is the second one: refused at once.
+        assert main([str(videos), "--out", str(out), *TINY]) == 2
+        err = capsys.readouterr().err
         assert f"pid {holder.pid} on {socket.gethostname()}" in err
         assert "another ingest" in err
         assert not list(out.glob("*.tar")) and not (out / "ingest-plan.json").exists()
@@ -83,6 +86,65 @@ def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_
         holder.communicate("", timeout=60)  # the holder exits: the lock is released
     assert main([str(videos), "--out", str(out), *TINY]) == 0
     assert read_index(out)["total"] == 5
+
+
+def test_a_lock_kept_by_the_children_of_a_dead_run_says_so(tmp_path):
+    script = (
+        "import os, sys, time\n"
+        "from avpretrain.data.ingest_lock import OutputLock\n"
+        "OutputLock(sys.argv[1]).__enter__()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    null = os.open(os.devnull, os.O_RDWR); os.dup2(null, 1); os.dup2(null, 2)\n"
+        "    time.sleep(120); os._exit(0)\n"
+        "print(child, flush=True)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    child = int(run.stdout)
+    try:
+        with pytest.raises(OutputBusy, match="has exited, but processes it started") as err:
+            OutputLock(tmp_path).__enter__()
+        assert "fuser -v" in str(err.value)
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_ingest_and_the_rerun_completes(tmp_path):
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        write_video(tmp_path / "src" / f"v{i}.mp4", seconds=3.0, size=(160, 120))
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "src"), "--out", str(out), *TINY, "--workers", "2", "--shard-size", "1"]
+    run = _cli(*argv)
+    children: list[int] = []
+    for _ in range(600):  # until both workers run (or the run ends)
+        children = _children(run.pid)
+        if len(children) >= 2 or run.poll() is not None:
+            break
+        time.sleep(0.1)
+    run.kill()
+    run.wait()
+    for _ in range(300):  # the kernel ends them at once; generous bound on "at all"
+        if not any(Path(f"/proc/{c}").exists() for c in children):
+            break
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{c}").exists() for c in children)
+    assert main(argv) == 0 and read_index(out)["total"] == 9
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 @pytest.mark.slow
