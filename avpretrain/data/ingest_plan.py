@@ -279,7 +279,13 @@ def load_plan(out: Path, config: IngestConfig, sources: list[VideoSource]) -> di
     path = out / PLAN_NAME
     if not path.exists():
         return None
-    plan = json.loads(path.read_text())
+    try:
+        plan = json.loads(path.read_text())
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(
+            f"{path} is not a readable plan ({err}); delete it and the shards beside it to "
+            "start over, or use a new --out"
+        ) from None
     stored = plan.get("config", {})
     wanted = asdict(config)
     # A setting newer than the plan counts as its default there (old plans stay resumable).

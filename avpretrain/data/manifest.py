@@ -95,6 +95,9 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         _warn_unknown(path, reader.fieldnames)
         rows = []
         for row in reader:
+            values = [v for k, v in row.items() if k is not None] + row.get(None, [])
+            if not any((v or "").strip() for v in values):
+                continue  # a row of blanks (spaces, or only commas) holds nothing to lose
             fields = len(reader.fieldnames) + len(row.get(None, []))
             fields -= sum(value is None for value in row.values())
             if fields != len(reader.fieldnames):

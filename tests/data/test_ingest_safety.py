@@ -269,6 +269,8 @@ def test_an_end_far_past_the_video_is_refused_and_heavy_padding_warned(videos, t
         ("path,start,end\nb.mp4,0,1,2\n", "m.csv:2: row has 4 fields, the header has 3"),
         ("path,start,end\n,0,1\n", "m.csv:2: row has no 'path'"),
         ("path,start,end\nb.mp4,zero,1\n", "m.csv:2: start 'zero' is not a number"),
+        ("path,start,end\n  ,,\n,,,x\n", "m.csv:3: row has 4 fields"),  # blank row 2 is fine
+        ("path,start,end\nb.mp4,00:01:30,1\n", "start '00:01:30' is not a number"),
     ],
 )
 def test_malformed_csv_rows_are_refused_with_file_and_line(videos, tmp_path, capsys, text, problem):
@@ -327,6 +329,13 @@ def test_the_audio_stream_choice_is_logged_and_can_be_set(tmp_path, caplog):
     out = tmp_path / "out5"
     assert main([str(tmp_path / "src"), "--out", str(out), *TINY, "--audio-stream", "5"]) == 1
     assert read_index(out)["summary"]["videos_skipped"] == {"audio_stream": 1}
+
+
+def test_a_damaged_plan_is_named(videos, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ingest-plan.json").write_text('{"version": 2, "conf')
+    assert main([str(videos), "--out", str(tmp_path / "out"), *TINY]) == 2
+    assert "ingest-plan.json is not a readable plan" in capsys.readouterr().err
 
 
 def test_careless_paths_are_named_and_nothing_written_is_an_error(videos, tmp_path, capsys, caplog):
