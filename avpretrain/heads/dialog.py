@@ -178,7 +178,7 @@ class DialogHead(nn.Module):
         if length > self.pos_embed.shape[1]:
             raise ValueError(f"prefix of {length} exceeds max_answer_length + 1")
         x = self.token_embed(prefix) + self.pos_embed[:, :length]
-        causal = nn.Transformer.generate_square_subsequent_mask(length, device=prefix.device)
+        causal = torch.ones(length, length, dtype=torch.bool, device=prefix.device).triu(1)
         x = self.decoder(
             x,
             memory,
