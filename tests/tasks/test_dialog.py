@@ -154,3 +154,26 @@ def test_linear_probe_through_cli_generates_and_scores_every_val_dialog(tiny_wor
     answers = json.loads(next((tmp_path / "run").glob("**/val_answers.json")).read_text())
     assert {a["key"].split("#")[0] for a in answers} == {m["video_id"] for m in metas}
     assert all(isinstance(a["answer"], str) and a["references"] for a in answers)
+
+
+@pytest.mark.parametrize("mode", ["linear_probe", "partial", "finetune"])
+def test_answer_loss_trains_the_encoders_only_outside_the_linear_probe(mode):
+    torch.manual_seed(0)
+    task = _small_task(mode=mode, trainable_blocks=1, eval_turns="all").train()
+    turn = {"question": "is it loud?", "answer": "yes.", "references": ["yes."], "type": "is"}
+    batch = {
+        "audio": torch.randn(2, 1, 128, 192),
+        "video": torch.randn(2, 3, 2, 32, 32),
+        "dialog": [{"id": f"d{i}", "caption": "c", "summary": "", "turns": [turn]} for i in (0, 1)],
+    }
+    loss = task.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and task.head.out.weight.grad is not None
+    grads = [p.grad for p in task.backbone.parameters() if p.grad is not None]
+    assert (len(grads) > 0) == (mode != "linear_probe")
+    assert task.answer_counts == {"is": {"yes.": 2}}
+    task.eval()
+    with torch.no_grad():
+        selection = task.select_turns(batch, train=False)
+        answers = task.generate(*task.memory(batch, selection))
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
