@@ -171,21 +171,21 @@ class AudioTrack:
     """Resampled mono audio on an absolute timeline, with the part no clip needs dropped.
 
     Every frame is placed at its own timestamp: a frame that starts more than ``AUDIO_GAP_S``
-    after the audio before it ends (a stretch with no packets, or small gaps adding up) is
-    preceded by silence and the stretch is recorded in :attr:`gaps`; a frame wholly inside audio
-    already placed (overlapping packets) is dropped. Frames without a timestamp follow on. The
+    after the audio before it ends (a stretch with no packets, or small gaps adding up) starts a
+    new chunk there, the stretch reads as silence and is recorded in :attr:`gaps` (no zeros are
+    stored, so a timestamp jump of hours costs nothing); a frame wholly inside audio already
+    placed (overlapping packets) is dropped. Frames without a timestamp follow on. The
     resampler's output between two such events is contiguous. Channels are resampled as they are
-    and then averaged:
-    FFmpeg's own downmix adds channels unnormalised (5.1 comes out nearly 4x louder and clips),
-    whereas the mean keeps the level and matches :func:`avpretrain.data.schema.decode_flac`.
+    and then averaged: FFmpeg's own downmix adds channels unnormalised (5.1 comes out nearly 4x
+    louder and clips), whereas the mean keeps the level and matches what the loader's FLAC
+    reader does with several channels.
     """
 
     def __init__(self, sample_rate: int) -> None:
         self.rate = sample_rate
         self._resampler = self._new_resampler()
-        self._origin: int | None = None  # absolute sample index of the first kept sample
-        self._chunks: list[np.ndarray] = []
-        self._count = 0
+        self._chunks: list[tuple[int, np.ndarray]] = []  # (absolute index of first sample, data)
+        self._end: int | None = None  # absolute index just after the last sample
         self._placed_end: float | None = None  # where the next input frame would be placed, s
         self.first_time: float | None = None  # time of the first sample
         self.gaps: list[tuple[float, float]] = []  # (start, end) of stretches filled with zeros
@@ -201,9 +201,9 @@ class AudioTrack:
                 self._fill_gap(t)
             elif t + seconds <= self._placed_end - AUDIO_GAP_S:
                 return  # overlaps audio already placed
-        if self._origin is None:
-            self._origin = round((t or 0.0) * self.rate)
-            self.first_time = self._origin / self.rate
+        if self._end is None:
+            self._end = round((t or 0.0) * self.rate)
+            self.first_time = self._end / self.rate
             self._placed_end = self.first_time
         self._placed_end += seconds
         try:
@@ -220,13 +220,10 @@ class AudioTrack:
         self._append(self._resampler.resample(None))
 
     def _fill_gap(self, t: float) -> None:
-        """Silence from the end of the audio so far up to ``t`` seconds; record the gap."""
+        """Continue at ``t`` seconds: the audio so far ends, the stretch up to ``t`` is a gap."""
         self.finish()
         self._resampler = self._new_resampler()
-        missing = round(t * self.rate) - (self._origin + self._count)
-        if missing > 0:
-            self._chunks.append(np.zeros(missing, np.float32))
-            self._count += missing
+        self._end = max(self._end, round(t * self.rate))
         self.gaps.append((self._placed_end, t))
         self._placed_end = t
 
@@ -239,36 +236,28 @@ class AudioTrack:
     def _append(self, frames: list[av.AudioFrame]) -> None:
         for out in frames:
             samples = out.to_ndarray().mean(axis=0, dtype=np.float32)
-            self._chunks.append(samples)
-            self._count += len(samples)
+            self._chunks.append((self._end, samples))
+            self._end += len(samples)
 
     def end_time(self) -> float:
         """Time just after the last sample (-inf before any)."""
-        if self._origin is None:
-            return -math.inf
-        return (self._origin + self._count) / self.rate
+        return -math.inf if self._end is None else self._end / self.rate
 
     def extract(self, start: float, num_samples: int) -> np.ndarray:
         """[num_samples] float32 from ``start`` seconds; zeros where there is no audio."""
         out = np.zeros(num_samples, np.float32)
-        if self._origin is None or not self._chunks:
-            return out
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
-        data = self._chunks[0]
-        offset = round(start * self.rate) - self._origin
-        lo, hi = max(offset, 0), min(offset + num_samples, len(data))
-        if hi > lo:
-            out[lo - offset : hi - offset] = data[lo:hi]
+        offset = round(start * self.rate)
+        for first, data in self._chunks:  # in order of time
+            if first >= offset + num_samples:
+                break
+            lo, hi = max(offset, first), min(offset + num_samples, first + len(data))
+            if hi > lo:
+                out[lo - offset : hi - offset] = data[lo - first : hi - first]
         return out
 
     def drop_before(self, t: float) -> None:
         """Forget whole chunks that end before ``t`` seconds (all of them for t = inf)."""
-        if self._origin is None:
-            return
         keep = math.inf if math.isinf(t) else round(t * self.rate)
-        while self._chunks and self._origin + len(self._chunks[0]) <= keep:
-            dropped = len(self._chunks.pop(0))
-            self._origin += dropped
-            self._count -= dropped
+        while self._chunks and self._chunks[0][0] + len(self._chunks[0][1]) <= keep:
+            self._chunks.pop(0)
         self.gaps = [(lo, hi) for lo, hi in self.gaps if hi > t]

@@ -6,6 +6,7 @@ gaps, a video track starting late, rotation metadata, several audio streams, a s
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import replace
 
 import av
@@ -64,6 +65,19 @@ def test_an_audio_packet_gap_becomes_flagged_silence_and_keeps_later_audio_in_pl
     assert clip.flags()["audio_gap"]
     assert not clip.audio[:7900].any()
     assert _peak(clip.audio[8100:]) == pytest.approx(stream_amplitude(0), rel=0.02)
+
+
+def test_a_timestamp_jump_of_a_day_costs_no_memory(tmp_path):
+    path = write_timed(tmp_path / "jump.mkv", FPS10[:20], audio_spans=[(0, 1), (86400, 86401)])
+    tracemalloc.start()
+    try:
+        (clip,) = _decode(path, [Window(0, 0.5, 1.5)]).values()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6  # zeros for the day would be 5.5 GB
+    assert clip.flags()["audio_gap"] and not clip.audio[8100:].any()
+    assert _peak(clip.audio[:7900]) == pytest.approx(stream_amplitude(0), rel=0.02)
 
 
 def test_late_video_never_lends_frames_to_clips_before_it(tmp_path):
