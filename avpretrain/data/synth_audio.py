@@ -17,22 +17,23 @@ _DECAY_SECONDS = 0.12
 _ATTACK_SECONDS = 0.003
 
 
-def envelope(kind: str, t: np.ndarray) -> np.ndarray:
+def envelope(kind: str, t: np.ndarray, rate: float = 1.0) -> np.ndarray:
     """Amplitude envelope at times ``t`` (seconds from the clip start).
 
     Args:
         kind: ``"steady"``, ``"pulsed"``, ``"decaying"`` or ``"swell"``.
         t: [samples] float.
+        rate: tempo factor: pulses, strikes and swells come ``rate`` times as often.
     """
     if kind == "steady":
         return np.ones_like(t)
     if kind == "pulsed":
-        return 0.5 * (1.0 - np.cos(2 * np.pi * _PULSE_HZ * t))
+        return 0.5 * (1.0 - np.cos(2 * np.pi * _PULSE_HZ * rate * t))
     if kind == "decaying":
-        phase = t % _STRIKE_PERIOD
+        phase = t % (_STRIKE_PERIOD / rate)
         return np.minimum(1.0, phase / _ATTACK_SECONDS) * np.exp(-phase / _DECAY_SECONDS)
     if kind == "swell":
-        return 0.5 * (1.0 - np.cos(2 * np.pi * _SWELL_HZ * t))
+        return 0.5 * (1.0 - np.cos(2 * np.pi * _SWELL_HZ * rate * t))
     raise ValueError(f"unknown envelope {kind!r}")
 
 
@@ -64,7 +65,7 @@ def class_waveform(
         wave = np.fft.irfft(spectrum, num_samples)
     else:
         raise ValueError(f"unknown sound kind {spec.sound!r}")
-    wave *= envelope(spec.envelope, t)
+    wave *= envelope(spec.envelope, t, spec.rate)
     return wave / max(float(np.sqrt(np.mean(wave**2))), 1e-12)
 
 

@@ -56,6 +56,10 @@ HARD_MAX_CLASSES = len(SHAPES) * len(HARD_TEXTURES)
 # noise bands' centres alike, so that not even the sound's kind shows in the spectral peak.
 HARD_PITCH_HZ = (150.0, 1000.0)
 _RGB_JITTER = 20.0
+# Per-instance spread of the hard world's sounds: envelope tempo and each harmonic's amplitude
+# are scaled by factors log-uniform in [1 / x, x].
+_RATE_SPREAD = 1.3
+_HARMONIC_SPREAD = 1.4
 _BASE_NAMES = (
     "bell", "flute", "drum", "fan", "chime", "horn", "gong", "kettle",
     "whistle", "organ", "rattle", "engine", "harp", "cello", "clock", "wind",
@@ -88,6 +92,7 @@ class ClassSpec:
         envelope: ``"steady"``, ``"pulsed"`` (4 Hz), ``"decaying"`` (re-struck twice a second)
             or ``"swell"`` (1 Hz, hard world only).
         band_octaves: width of a noise band in octaves (log-symmetric around ``pitch``).
+        rate: tempo factor of the envelope (1 for a class; drawn per instance in the hard world).
     """
 
     class_id: int
@@ -101,6 +106,7 @@ class ClassSpec:
     harmonics: tuple[float, ...]
     envelope: str
     band_octaves: float = BAND_OCTAVES[0]
+    rate: float = 1.0
 
     @property
     def description(self) -> str:
@@ -146,17 +152,28 @@ def instance_spec(spec: ClassSpec, rng: np.random.Generator) -> ClassSpec:
     """One object of a hard-world class: colour and pitch drawn independently of the class.
 
     The colour is a palette colour (so captions can name it) with a small RGB jitter; the pitch is
-    log-uniform over the range shared by all classes, tones and noise bands alike.
+    log-uniform over the range shared by all classes, tones and noise bands alike. The envelope's
+    tempo and the harmonics' amplitudes vary a little around the class's, so a class is a
+    family of sounds rather than one waveform.
     """
     colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
     rgb = np.clip(np.asarray(COLOURS[colour]) + rng.uniform(-_RGB_JITTER, _RGB_JITTER, 3), 0, 255)
     lo, hi = HARD_PITCH_HZ
     pitch = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+    def spread(x: float, n: int | None = None) -> np.ndarray:
+        return np.exp(rng.uniform(-np.log(x), np.log(x), n))
+
+    harmonics = np.asarray(spec.harmonics) * spread(_HARMONIC_SPREAD, len(spec.harmonics))
+    # the fundamental stays the reference (and the spectral peak)
+    harmonics = np.concatenate([[1.0], np.minimum(harmonics[1:], 0.95)])
     return replace(
         spec,
         colour=colour,
         rgb=tuple(int(round(c)) for c in rgb),
         pitch=round(pitch, 2),
+        harmonics=tuple(round(float(h), 4) for h in harmonics),
+        rate=round(float(spread(_RATE_SPREAD)), 4),
     )
 
 
