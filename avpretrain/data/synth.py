@@ -120,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corrupt", type=float, default=0.0, help="fraction of clips per corruption kind"
     )
+    p.add_argument(
+        "--silent-prob",
+        type=float,
+        default=d.silent_prob,
+        help="chance an on-screen object is silent",
+    )
+    p.add_argument(
+        "--offscreen-prob",
+        type=float,
+        default=None,
+        help="chance of an off-screen sound (default: 0.4 hard, 0.2 easy)",
+    )
     p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
     p.add_argument(
         "--difficulty",
@@ -147,6 +159,8 @@ def main(argv: list[str]) -> int:
             shard_size=args.shard_size,
             corrupt_fraction=args.corrupt,
             difficulty=args.difficulty,
+            silent_prob=args.silent_prob,
+            offscreen_prob=args.offscreen_prob,
         )
     except ValueError as err:
         print(f"avpretrain synth: {err}", file=sys.stderr)

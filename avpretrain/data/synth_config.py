@@ -9,6 +9,8 @@ from avpretrain.data.synth_classes import DIFFICULTIES, Difficulty, max_classes
 
 # Objects sit in the cells of a 3 x 3 grid, one object per cell, so no object is ever hidden.
 GRID = 3
+# Default chance of an off-screen sound per difficulty.
+OFFSCREEN_PROB = {"easy": 0.2, "hard": 0.4}
 
 
 @dataclass
@@ -30,7 +32,8 @@ class SynthConfig:
         corrupt_fraction: fraction of clips given each of the three corruptions (swapped audio,
             shifted audio, swapped caption), so at most 1/3.
         silent_prob: probability that an on-screen object makes no sound.
-        offscreen_prob: probability that a clip has an off-screen (audio-only) sounding object.
+        offscreen_prob: probability that a clip has an off-screen (audio-only) sounding object;
+            None: ``OFFSCREEN_PROB[difficulty]`` (more distracting sounds in the hard world).
         difficulty: ``"hard"``: colour and pitch drawn per object independently of its class,
             sizes jittered more widely, a cluttered backdrop (see ``synth_classes``);
             ``"easy"``: every class has its own colour and pitch.
@@ -48,7 +51,7 @@ class SynthConfig:
     shard_size: int = 64
     corrupt_fraction: float = 0.0
     silent_prob: float = 0.25
-    offscreen_prob: float = 0.2
+    offscreen_prob: float | None = None
     difficulty: Difficulty = "hard"
 
     def __post_init__(self) -> None:
@@ -56,6 +59,8 @@ class SynthConfig:
             self.val_clips = self.clips // 4
         if self.difficulty not in DIFFICULTIES:
             raise ValueError(f"SynthConfig: difficulty must be one of {DIFFICULTIES}")
+        if self.offscreen_prob is None:
+            self.offscreen_prob = OFFSCREEN_PROB[self.difficulty]
         top = max_classes(self.difficulty)
         checks = [
             (self.clips >= 0 and self.val_clips >= 0, "clips and val_clips must be >= 0"),
