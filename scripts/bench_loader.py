@@ -1,17 +1,25 @@
-"""Loader throughput: samples/s per CPU core from shards, against decoding an mp4 per sample.
+"""Loader throughput: samples/s per CPU core for each loader mode, side by side in one run.
 
 Writes a small set of shards of 10 s clips in the stored format (10 JPEG frames at 256 px short
-side, 16 kHz FLAC) and one 10 s 224 x 224 H.264 + AAC mp4, then times, in one process with one
-torch thread (so samples/s is per core):
+side, 16 kHz mono audio), once with FLAC audio and once with raw 16-bit PCM, and one 10 s
+224 x 224 H.264 + AAC mp4, then times in one process with one torch thread (so samples/s is per
+core; per CPU second of the process, so other load on the machine does not count), 224 px
+training crops, batches of 8:
 
-- ``cpu-fbank``: the training pipeline with the Kaldi fbank in the worker (``audio``);
-- ``decode-only``: accelerator mode (``waveform``; the device fbank is not counted);
-- ``naive-mp4``: per sample, PyAV decodes the mp4 to the chosen frame and all of its audio,
-  resamples to 16 kHz and computes the same fbank and frame transform.
+- ``naive mp4``: per sample, PyAV decodes the mp4 to a random frame and all of its audio,
+  resamples to 16 kHz and computes the fbank and frame transform;
+- ``cpu fbank (flac)``: the training pipeline with the Kaldi fbank in the worker;
+- ``decode-only (flac)`` / ``decode-only (pcm)``: ``audio_on_device`` (the device fbank is not
+  counted); frames decoded and cropped in the worker;
+- ``bytes-only (pcm + jpeg)``: ``audio_on_device`` and ``frames_on_device`` on PCM shards: the
+  worker reads the tar and slices bytes (the device's JPEG decode is not counted);
+- ``tar read (pcm)``: reading and grouping the tar members alone, the floor of every mode.
 
-Optionally (``--workers N``) the pipeline is also timed through a DataLoader with N workers.
+It prints a markdown table. ``--workers N`` also times each pipeline mode through a DataLoader
+with N workers, by the wall clock (on a busy machine that counts other processes' time too).
+``--profile MODE`` runs cProfile on one mode instead.
 
-    python scripts/bench_loader.py [--clips 48] [--seconds 8] [--workers 2] [--profile]
+    python scripts/bench_loader.py [--clips 48] [--seconds 3] [--workers 2] [--profile MODE]
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+import webdataset as wds
 
 from avpretrain.data.audio import FbankConfig, fbank, resample
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
+from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline, read_tar_samples
 from avpretrain.data.samples import SampleOptions
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import shard_name, write_index, write_shard
@@ -56,8 +66,8 @@ def synth_audio(rng: np.random.Generator, seconds: float = SECONDS) -> np.ndarra
     return (tones + 0.05 * rng.standard_normal(t.shape[0])).clip(-1, 1)
 
 
-def write_bench_shards(folder: Path, clips: int, per_shard: int = 16) -> None:
-    """``clips`` 10 s clips, 10 frames of 256 x 341 each, in shards with an index."""
+def write_bench_shards(folder: Path, clips: int, codec: str, per_shard: int = 16) -> None:
+    """``clips`` 10 s clips, 10 frames of 256 x 341 each, audio in ``codec``, with an index."""
     rng = np.random.default_rng(0)
     frames = [synth_frame(rng, 256, 341) for _ in range(FRAMES)]
     times = [i * SECONDS / FRAMES for i in range(FRAMES)]
@@ -67,9 +77,11 @@ def write_bench_shards(folder: Path, clips: int, per_shard: int = 16) -> None:
             frames[i % 3 :] + frames[: i % 3],
             synth_audio(rng),
             make_meta(f"v{i}", 0.0, SECONDS, RATE, times, labels=[i % 4]),
+            audio_codec=codec,
         )
         for i in range(clips)
     ]
+    folder.mkdir(parents=True, exist_ok=True)
     for s in range(0, clips, per_shard):
         write_shard(folder / shard_name("bench", s // per_shard), samples[s : s + per_shard])
     write_index(folder)
@@ -131,64 +143,113 @@ def batch_samples(batch: dict) -> int:
     return len(batch["key"])
 
 
-def rate(items: Iterable, count: Callable[[object], int], min_seconds: float) -> float:
-    """Items per second, consuming ``items`` for at least ``min_seconds`` after a warm-up."""
+def rate(
+    items: Iterable,
+    count: Callable[[object], int],
+    min_seconds: float,
+    clock: Callable[[], float] = time.process_time,
+) -> float:
+    """Samples per second of ``clock``, consuming ``items`` for at least ``min_seconds`` after a
+    warm-up. The default clock is this process's CPU time, not wall time: on a shared machine
+    the wall clock also counts the time other processes held the core."""
     it = iter(items)
     count(next(it))  # warm-up: opening shards, first allocations
-    done, start = 0, time.perf_counter()
+    done, start = 0, clock()
     for item in it:
         done += count(item)
-        if time.perf_counter() - start >= min_seconds:
+        if clock() - start >= min_seconds:
             break
-    return done / (time.perf_counter() - start)
+    return done / (clock() - start)
 
 
-def pipeline(folder: Path, accelerator: bool, batch_size: int = 8):
-    opts = SampleOptions(train=True, audio_on_device=accelerator)
+def pipeline(folder: Path, batch_size: int = 8, **options: bool) -> wds.DataPipeline:
+    """The training pipeline over the shards in ``folder`` (224 px crops, endless)."""
+    opts = SampleOptions(train=True, **options)
     urls = [str(p) for p in sorted(folder.glob("*.tar"))]
     return build_pipeline(urls, opts, batch_size, StreamSeed(), SkipCounter(), resampled=True)
+
+
+def tar_read(folder: Path) -> wds.DataPipeline:
+    """Raw samples (bytes by member) of the shards in ``folder``, endless: the floor."""
+    urls = [str(p) for p in sorted(folder.glob("*.tar"))]
+    shards = wds.ResampledShards(urls, worker_seed=StreamSeed().local, deterministic=True)
+    return wds.DataPipeline(shards, partial(read_tar_samples, handler=SkipCounter()))
+
+
+# mode -> (shard codec, pipeline options); None: the tar read alone
+MODES: dict[str, tuple[str, dict[str, bool] | None]] = {
+    "cpu fbank (flac)": ("flac", {}),
+    "decode-only (flac)": ("flac", {"audio_on_device": True}),
+    "decode-only (pcm)": ("pcm", {"audio_on_device": True}),
+    "bytes-only (pcm + jpeg)": ("pcm", {"audio_on_device": True, "frames_on_device": True}),
+    "tar read (pcm)": ("pcm", None),
+}
+
+
+def mode_items(root: Path, mode: str) -> tuple[Iterable, Callable[[object], int]]:
+    """The items of ``mode`` and how many samples each is."""
+    codec, options = MODES[mode]
+    if options is None:
+        return tar_read(root / codec), one
+    return pipeline(root / codec, **options), batch_samples
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=48, help="clips to write")
-    parser.add_argument("--seconds", type=float, default=8.0, help="timing per mode")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per mode")
     parser.add_argument("--workers", type=int, default=0, help="also time N DataLoader workers")
-    parser.add_argument("--profile", action="store_true", help="cProfile the cpu-fbank mode")
+    parser.add_argument("--profile", choices=sorted(MODES), help="cProfile this mode")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        write_bench_shards(folder, args.clips)
-        write_mp4(folder / "naive.mp4")
-        size = sum(p.stat().st_size for p in folder.glob("*.tar")) / args.clips / 1024
-        print(f"{args.clips} clips, {size:.0f} KiB per clip in shards; 1 torch thread")
-
+        root = Path(tmp)
+        sizes = {}
+        for codec in ("flac", "pcm"):
+            write_bench_shards(root / codec, args.clips, codec)
+            sizes[codec] = sum(p.stat().st_size for p in (root / codec).glob("*.tar"))
+        write_mp4(root / "naive.mp4")
+        kib = {c: v / args.clips / 1024 for c, v in sizes.items()}
+        print(
+            f"{args.clips} clips of {SECONDS:g} s; KiB per clip: flac {kib['flac']:.0f}, "
+            f"pcm {kib['pcm']:.0f} (pcm / flac shards: {sizes['pcm'] / sizes['flac']:.2f}); "
+            f"1 torch thread, {args.seconds:g} s per mode"
+        )
+        if args.profile:
+            items, count = mode_items(root, args.profile)
+            profiler = cProfile.Profile()
+            profiler.runcall(rate, items, count, args.seconds)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            return 0
         results = {}
         g = torch.Generator().manual_seed(0)
-        mp4 = folder / "naive.mp4"
+        mp4 = root / "naive.mp4"
         naive = (naive_sample(mp4, FbankConfig(), g) for _ in itertools.repeat(None))
-        results["naive-mp4"] = (rate(naive, one, args.seconds), 1)
-        for name, accel in (("cpu-fbank", False), ("decode-only", True)):
-            batches = pipeline(folder, accel)
-            results[name] = (rate(batches, batch_samples, args.seconds), 1)
-        if args.workers:
-            for name, accel in (("cpu-fbank", False), ("decode-only", True)):
-                loader = torch.utils.data.DataLoader(
-                    pipeline(folder, accel), batch_size=None, num_workers=args.workers
-                )
-                label = f"{name} x{args.workers} workers"
-                counted = rate(loader, batch_samples, args.seconds)
-                results[label] = (counted, args.workers)
-        base = results["naive-mp4"][0]
-        print(f"{'mode':<26}{'samples/s':>11}{'per core':>10}{'vs naive':>10}")
-        for name, (value, cores) in results.items():
-            print(f"{name:<26}{value:>11.1f}{value / cores:>10.1f}{value / base:>9.1f}x")
-        if args.profile:
-            profiler = cProfile.Profile()
-            profiler.runcall(rate, pipeline(folder, False), batch_samples, args.seconds)
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        results["naive mp4"] = (rate(naive, one, args.seconds), 1)
+        for mode in MODES:
+            results[mode] = (rate(*mode_items(root, mode), args.seconds), 1)
+        for mode in list(MODES)[:-1] if args.workers else []:
+            codec, options = MODES[mode]
+            loader = torch.utils.data.DataLoader(
+                pipeline(root / codec, **options), batch_size=None, num_workers=args.workers
+            )
+            counted = rate(loader, batch_samples, args.seconds, time.perf_counter)
+            results[f"{mode} x{args.workers} workers"] = (counted, args.workers)
+        print_table(results)
     return 0
+
+
+def print_table(results: dict[str, tuple[float, int]]) -> None:
+    """Markdown table: samples/s, per core, ms per sample per core, vs naive and vs the floor."""
+    naive, floor = results["naive mp4"][0], results["tar read (pcm)"][0]
+    print("| mode | samples/s | per core | ms / sample / core | vs naive | time vs tar read |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, (value, cores) in results.items():
+        per_core = value / cores
+        print(
+            f"| {name} | {value:.1f} | {per_core:.1f} | {1000 / per_core:.2f} | "
+            f"{value / naive:.1f}x | {floor / per_core:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ the host, where ``decode_jpeg`` wants its input.
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import Tensor
 from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -32,18 +30,42 @@ JPEG_KEY = "frames_jpeg"
 CROP_KEY = "frame_crop"
 
 
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field.
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD9)])
+
+
 def jpeg_size(data: bytes) -> tuple[int, int]:
-    """``(height, width)`` of a JPEG from its header alone (PIL opens lazily).
+    """``(height, width)`` of a JPEG, read from its start-of-frame header.
+
+    Walks the marker segments up to the first SOF (a few microseconds; opening the image with
+    PIL for its size cost about 0.3 ms, a third of a bytes-only worker's time per sample).
 
     Raises:
-        ValueError: when the bytes are not a readable image header.
+        ValueError: when the bytes are not a JPEG or end before a frame header.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"could not read the JPEG header of {len(data)} bytes: {err}") from err
-    return height, width
+    if data[:2] != b"\xff\xd8":
+        raise ValueError(f"not a JPEG ({len(data)} bytes starting {data[:4]!r})")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"malformed JPEG: no marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker in _SOF and pos + 9 <= len(data):
+            return int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(
+                data[pos + 7 : pos + 9], "big"
+            )
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
+            break
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    raise ValueError(f"could not read the JPEG header of {len(data)} bytes: no frame header")
 
 
 def frame_bytes(

@@ -2,10 +2,10 @@
 
 The per-sample half of the loader (:mod:`avpretrain.data.pipeline` wires it into stages):
 the chosen frame(s) only are JPEG-decoded (or passed on as bytes, to be decoded on the device),
-the FLAC is decoded with soundfile (a PCM member is read as it is) and resampled to
-the feature rate, then either the CPU fbank (``audio`` [1, 128, T]) or, in accelerator mode, a
-fixed-length ``waveform`` is produced, whose features :class:`WaveformFeatures` computes on the
-device after transfer (equal to the CPU fbank).
+the audio is read as int16 (FLAC decoded with soundfile, a PCM member as it is), then either
+the CPU fbank (``audio`` [1, 128, T]) or, in accelerator mode, a fixed-length ``waveform``
+(:mod:`avpretrain.data.worker_audio`) is produced, whose features :class:`WaveformFeatures`
+computes on the device after transfer (equal to the CPU fbank).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import default_collate
 
-from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize, resample
-from avpretrain.data.audio_codec import decode_audio
-from avpretrain.data.augment import random_gain, random_time_roll
+from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize
+from avpretrain.data.audio_codec import decode_audio_int16
 from avpretrain.data.device_decode import frame_bytes
 from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.video import choose_frame_index, decode_jpeg, frame_transform, frames_to_clip
+from avpretrain.data.worker_audio import device_waveform, float_waveform, stack_waveforms
 
 
 @dataclass(frozen=True)
@@ -124,24 +125,14 @@ def single_frame_index(sample: dict[str, Any], what: str) -> int:
     return int(indices[0])
 
 
-def waveform_samples(cfg: FbankConfig) -> int:
-    """Waveform length that gives exactly ``cfg.target_frames`` Kaldi frames."""
-    return (cfg.target_frames - 1) * cfg.window_shift + cfg.window_size
-
-
-def fit_waveform(waveform: Tensor, cfg: FbankConfig) -> tuple[Tensor, int]:
-    """Cut or zero-pad [samples] to :func:`waveform_samples`; also return the valid length."""
-    n = waveform_samples(cfg)
-    valid = min(waveform.shape[0], n)
-    return F.pad(waveform[:n], (0, n - valid)), valid
-
-
 class WaveformFeatures(torch.nn.Module):
     """Accelerator-mode features: equal to the workers' per-clip :func:`audio.fbank`.
 
     ``fbank`` zero-pads short clips in the feature domain, while ``BatchedFbank`` sees the
     zero-padded waveform; frames past each clip's end are therefore set to the value ``fbank``
     pads with, and only then is the time axis resized (``cfg.resize_frames``) as ``fbank`` does.
+    The clip mean that ``fbank`` removes first needs no counterpart: every frame kept lies
+    inside the clip, and Kaldi's per-frame DC removal cancels any constant offset there.
 
     Args:
         cfg: feature settings.
@@ -156,13 +147,16 @@ class WaveformFeatures(torch.nn.Module):
         """Compute features.
 
         Args:
-            waveform: [B, samples] from :func:`fit_waveform`.
+            waveform: [B, samples] from :func:`worker_audio.stack_waveforms`: float, or int16
+                counts (scaled by 1/32768 here, as libsndfile and ``pcm16_to_float`` do).
             lengths: [B] valid samples of each clip.
 
         Returns:
             [B, 1, num_mel_bins, T] with T = ``cfg.output_frames``.
         """
         cfg = self.cfg
+        if waveform.dtype == torch.int16:
+            waveform = waveform.float() * (1.0 / 32768.0)
         spec = self.fbank(waveform)  # [B, 1, F, target_frames]
         lengths = lengths.to(spec.device)
         valid = torch.where(
@@ -205,21 +199,16 @@ def decode_sample(
             out["video"] = frame_transform(frames[0], opts.frame_size, augment, generator)
         else:
             out["video"] = frames_to_clip(frames, opts.frame_size, augment, generator)
-    cfg = opts.fbank
-    audio, rate = decode_audio(sample, meta)
-    waveform = resample(torch.from_numpy(audio), rate, cfg.sample_rate)
-    if waveform.shape[0] < cfg.window_size:
-        raise ValueError(f"audio of {waveform.shape[0]} samples is shorter than one fbank window")
-    if opts.train and opts.time_roll:
-        waveform = random_time_roll(waveform, generator)
-    if opts.train and opts.gain_db > 0:
-        waveform = random_gain(waveform, -opts.gain_db, opts.gain_db, generator)
+    samples, rate = decode_audio_int16(sample, meta)
+    augment = (opts.train and opts.time_roll, opts.gain_db if opts.train else 0.0)
     if opts.audio_on_device:
-        # fbank removes the whole clip's mean before framing; doing it here too keeps the device
-        # features equal when the clip is cut or padded (the device sees only the fitted part).
-        out["waveform"], out["waveform_len"] = fit_waveform(waveform - waveform.mean(), cfg)
+        out["waveform"], out["waveform_len"] = device_waveform(
+            samples, rate, opts.fbank, *augment, generator
+        )
     else:
-        out["audio"] = fbank(waveform, cfg)
+        out["audio"] = fbank(
+            float_waveform(samples, rate, opts.fbank, *augment, generator), opts.fbank
+        )
     if opts.num_classes is not None:
         out["label"], out["labels"] = _labels(meta, opts.num_classes)
     if opts.keep_meta:
@@ -229,7 +218,7 @@ def decode_sample(
     return out
 
 
-_STACKED = ("audio", "waveform", "video", "labels")
+_STACKED = ("audio", "video", "labels")
 _LONGS = ("waveform_len", "label")
 
 
@@ -239,12 +228,15 @@ def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {"key": [s["key"] for s in samples]}
     for name in _STACKED:
         if name in first:
-            batch[name] = torch.stack([s[name] for s in samples])
+            # default_collate stacks into shared memory in a worker: no copy on the way out
+            batch[name] = default_collate([s[name] for s in samples])
+    if "waveform" in first:
+        batch["waveform"] = stack_waveforms([s["waveform"] for s in samples])
     for name in _LONGS:
         if name in first:
             batch[name] = torch.tensor([s[name] for s in samples], dtype=torch.long)
     for name, value in first.items():  # task targets and meta
-        if name in batch or name in _STACKED or name in _LONGS:
+        if name in batch or name in _STACKED or name in _LONGS or name == "waveform":
             continue
         values = [s[name] for s in samples]
         batch[name] = torch.stack(values) if isinstance(value, torch.Tensor) else values

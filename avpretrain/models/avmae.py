@@ -22,6 +22,9 @@ from avpretrain.models.masking import (
 )
 from avpretrain.models.vit import LN_EPS, ViTConfig, ViTEncoder, init_mae_weights, make_blocks
 
+# which tokens the contrastive pair pools (see AVMAE's ``contrastive_input``)
+CONTRASTIVE_INPUTS = ("masked", "full")
+
 
 @dataclass
 class AVMAEOutput:
@@ -77,6 +80,10 @@ class AVMAE(nn.Module):
         weight_video: weight of the video reconstruction loss.
         contrastive_weight: weight of the audio-visual InfoNCE term (CAV-MAE: 0.01); 0 disables.
         contrastive_tau: InfoNCE temperature (CAV-MAE: 0.05).
+        contrastive_input: ``"masked"`` (CAV-MAE: the contrastive pair pools the visible tokens
+            of the reconstruction pass) or ``"full"`` (a second, unmasked encoder pass): with few
+            patches (the tiny CPU recipe has 16 per frame, 4 of them visible) the masked pair
+            often misses the sounding object, and the unmasked one learns far faster.
         cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
             importing its weights needs ``False``.
         audio_pool: how the audio embedding pools the tokens: ``"mean"`` (ours), ``"cls"`` or
@@ -105,6 +112,7 @@ class AVMAE(nn.Module):
         weight_video: float = 1.0,
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
+        contrastive_input: str = "masked",
         cls_token: bool = True,
         audio_pool: str = "mean",
         video_pool: str = "mean",
@@ -138,6 +146,11 @@ class AVMAE(nn.Module):
         self.weight_video = weight_video
         self.contrastive_weight = contrastive_weight
         self.contrastive_tau = contrastive_tau
+        if contrastive_input not in CONTRASTIVE_INPUTS:
+            raise ValueError(
+                f"contrastive_input must be one of {CONTRASTIVE_INPUTS}, got {contrastive_input!r}"
+            )
+        self.contrastive_input = contrastive_input
         # all-gather contrastive negatives across ranks; off only for single-process analysis
         # such as FLOP counting on the meta device, where collectives cannot run
         self.gather_negatives = True
@@ -249,6 +262,9 @@ class AVMAE(nn.Module):
         loss_a = masked_mse(pred_a, target_a, mask_a, self.norm_pix_loss)
         loss_v = masked_mse(pred_v, target_v, mask_v, self.norm_pix_loss)
         if self.contrastive_weight > 0:
+            if self.contrastive_input == "full":
+                tokens_a = self.audio_encoder.forward_features(audio)
+                tokens_v = self.video_encoder.forward_features(video)
             emb_a, emb_v = self._contrastive_embeddings(tokens_a, tokens_v)
             loss_c = info_nce(emb_a, emb_v, self.contrastive_tau, gather=self.gather_negatives)
         else:

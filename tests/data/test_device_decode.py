@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from avpretrain.data.audio import FbankConfig
 from avpretrain.data.datamodule import AVDataModule
@@ -81,7 +83,20 @@ def test_a_broken_jpeg_drops_its_sample_by_key(
     assert dropped == 1 and key not in out["key"] and len(out["key"]) == 3
     assert out["video"].shape[0] == out["audio"].shape[0] == 3
     assert key in caplog.text
-    with pytest.raises(ValueError, match="could not read the JPEG header"):
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"optimize": True}])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpeg_size_reads_the_frame_header(options: dict, mode: str) -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 51, 3), np.uint8))
+    buf = io.BytesIO()
+    image.convert(mode).save(buf, "JPEG", exif=b"Exif\0\0" + bytes(300), **options)
+    assert jpeg_size(buf.getvalue()) == (37, 51)
+    with pytest.raises(ValueError, match="no frame header"):
+        jpeg_size(buf.getvalue()[:200])
+    with pytest.raises(ValueError, match="not a JPEG"):
+        jpeg_size(b"\x89PNG....")
+    with pytest.raises(ValueError, match="no marker at byte 2"):
         jpeg_size(b"\xff\xd8 junk")
 
 

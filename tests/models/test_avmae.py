@@ -162,3 +162,27 @@ def test_init_arguments_are_a_jsonargparse_schema():
     assert model.audio_decoder.decoder_embed.out_features == 32
     assert model.audio_encoder.grid_size == (2, 4)
     assert "contrastive_tau" in parser.format_help()
+
+
+def test_full_contrastive_input_pools_every_patch_whatever_the_mask():
+    from avpretrain.models.losses import info_nce
+
+    audio, video = _batch(b=4)
+    losses = {}
+    for kind in ("masked", "full"):
+        model = _tiny(contrastive_weight=1.0, contrastive_input=kind).eval()
+        losses[kind] = [
+            model(audio, video, generator=torch.Generator().manual_seed(s)).loss_contrastive
+            for s in (0, 1)
+        ]
+    # masked: the pair pools the visible tokens, so another mask gives another loss
+    assert not torch.allclose(*losses["masked"])
+    # full: the unmasked encoders' mean-pooled tokens, the same for every mask
+    model = _tiny(contrastive_weight=1.0, contrastive_input="full").eval()
+    with torch.no_grad():
+        emb = model.encode(audio=audio, video=video)
+        expected = info_nce(emb["audio_embedding"], emb["video_embedding"], model.contrastive_tau)
+    for loss in losses["full"]:
+        torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="contrastive_input"):
+        _tiny(contrastive_input="both")
