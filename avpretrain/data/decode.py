@@ -184,8 +184,8 @@ def probe(path: str, audio_stream: int | None = None) -> ProbeResult:
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise VideoSkipped("corrupt", f"cannot open: {err}") from err
     with container:
-        if not container.streams.video:
-            raise VideoSkipped("no_video", "no video stream")
+        if video_stream(container) is None:
+            raise VideoSkipped("no_video", _no_video(container))
         duration = _duration(container)
         if duration is None or duration <= 0:
             raise VideoSkipped("corrupt", "no decodable packets (duration unknown)")
@@ -197,11 +197,25 @@ def probe(path: str, audio_stream: int | None = None) -> ProbeResult:
         return ProbeResult(duration, True, index, choice)
 
 
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first video stream that is moving pictures, not a cover image (``attached_pic``)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _no_video(container: av.container.InputContainer) -> str:
+    if container.streams.video:
+        return "no video stream, only a cover picture (an audio file?)"
+    return "no video stream"
+
+
 def _duration(container: av.container.InputContainer) -> float | None:
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     # No duration in the header (raw streams): scan packet timestamps, which is cheap.
-    stream = container.streams.video[0]
+    stream = video_stream(container)
     start = _start_time(container)
     end = None
     try:
@@ -270,11 +284,11 @@ def decode_clips(
             yield Skip("corrupt", f"cannot open: {err}", w)
         return
     with container:
-        if not container.streams.video:
+        vstream = video_stream(container)
+        if vstream is None:
             for w in windows:
-                yield Skip("no_video", "no video stream", w)
+                yield Skip("no_video", _no_video(container), w)
             return
-        vstream = container.streams.video[0]
         vstream.thread_type = "AUTO"
         vstream.thread_count = options.threads
         audio = container.streams.audio

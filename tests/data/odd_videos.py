@@ -1,4 +1,5 @@
-"""Matroska test videos whose timestamps are set packet by packet (PyAV muxing raw packets).
+"""Test videos whose timestamps are set packet by packet (PyAV muxing raw packets), and an
+audio file with a cover picture.
 
 Video is Motion JPEG (every packet a JPEG, so the frame size may change between packets), audio is
 16-bit PCM (every packet exactly placed); both carry exactly the presentation times asked for. So
@@ -103,4 +104,29 @@ def write_timed(
             packet.pts = packet.dts = pts
             packet.duration = duration
             container.mux(packet)
+    return path
+
+
+def write_cover_only(path: str | Path, seconds: float = 2.0) -> Path:
+    """An ``.mp4`` audio file whose only video stream is a cover picture (``attached_pic``)."""
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height = 64, 48
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        audio = container.add_stream("aac", rate=RATE)
+        audio.layout = "mono"
+        packet = av.Packet(_jpeg(0.0, (64, 48)))
+        packet.stream, packet.time_base = cover, _MS
+        packet.pts = packet.dts = 0
+        container.mux(packet)
+        for start in range(0, round(seconds * RATE), 1024):
+            samples = np.frombuffer(_pcm(start, 1024, 0.2), "<i2").astype(np.float32) / 32768
+            frame = av.AudioFrame.from_ndarray(samples[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = RATE, start
+            for out in audio.encode(frame):
+                container.mux(out)
+        for out in audio.encode():
+            container.mux(out)
     return path

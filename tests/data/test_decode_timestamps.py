@@ -23,7 +23,7 @@ from avpretrain.data.decode import (
     decode_clips,
     probe,
 )
-from tests.data.odd_videos import LEFT, stream_amplitude, write_timed
+from tests.data.odd_videos import LEFT, stream_amplitude, write_cover_only, write_timed
 from tests.data.videos import colour_at
 
 OPTS = DecodeOptions(num_frames=4, short_side=32, sample_rate=16000, min_seconds=0.5)
@@ -156,3 +156,11 @@ def test_a_resolution_change_still_gives_frames_of_one_size(tmp_path):
         assert clip.flags()["size_changed"] == (start >= 1.0)
         for frame, t in zip(clip.frames, clip.frame_times, strict=True):
             assert np.abs(_colour(frame) - colour_at(start + t)).max() < 16
+
+
+def test_a_cover_picture_is_not_a_video(tmp_path):
+    path = str(write_cover_only(tmp_path / "song.mp4"))
+    with pytest.raises(VideoSkipped, match="only a cover picture"):
+        probe(path)
+    (skip,) = decode_clips(path, [Window(0, 0.0, 1.0)], OPTS)
+    assert isinstance(skip, Skip) and skip.reason == "no_video"
