@@ -96,6 +96,10 @@ class SeparationTask(TaskModule):
         max_scored: score at most this many mixtures per evaluation epoch and rank, the first
             in loader order (None: all). mir_eval's BSS Eval takes about a second per mixture
             on one CPU core, so large validation sets want a cap; the loss still sees all.
+        oracle_classes: the oracle check (synthetic world): condition on the batch's
+            ``sep_classes`` [B, oracle_classes], the multi-hot of the true classes the frame
+            shows (``SeparationTargets(oracle_classes=...)``), instead of the video encoder's
+            output, to tell a weak U-Net from weak visual features. None: the video.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
             ``inputs`` must be ``video`` (the default here).
     """
@@ -109,6 +113,7 @@ class SeparationTask(TaskModule):
         weighted_loss: bool = True,
         mask_threshold: float | None = 0.5,
         max_scored: int | None = None,
+        oracle_classes: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("inputs", "video")
@@ -122,7 +127,10 @@ class SeparationTask(TaskModule):
             raise ValueError(f"mixture must be one of {MIXTURES}, got {mixture!r}")
         if target_rule not in TARGET_RULES:
             raise ValueError(f"target_rule must be one of {TARGET_RULES}, got {target_rule!r}")
-        self.head.bind(self.backbone.video_encoder.embed_dim)
+        if oracle_classes is not None and oracle_classes < 1:
+            raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
+        self.oracle_classes = oracle_classes
+        self.head.bind(oracle_classes or self.backbone.video_encoder.embed_dim)
         self.mixture, self.spec = mixture, spectrogram or SpectrogramConfig()
         self.target_rule, self.weighted_loss = target_rule, weighted_loss
         self.mask_threshold, self.max_scored = mask_threshold, max_scored
@@ -130,6 +138,25 @@ class SeparationTask(TaskModule):
 
     def _net_axis(self, x: Tensor) -> Tensor:
         return warp_frequency(x, self.spec.warp_bins) if self.spec.log_freq else x
+
+    def visual_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """What selects each clip's source: ``(embedding [B, D], tokens [B, N, D])``, the video
+        encoder's, or with ``oracle_classes`` the true classes (one token, N = 1)."""
+        if self.oracle_classes is None:
+            enc = self.encode(batch)
+            return enc["video_embedding"], enc["video_tokens"]
+        if "sep_classes" not in batch:
+            raise ValueError(
+                "oracle_classes needs the batch's sep_classes: give the targets "
+                f"oracle_classes={self.oracle_classes} (keys: {sorted(batch)})"
+            )
+        hot = batch["sep_classes"].float()
+        if hot.shape[-1] != self.oracle_classes:
+            raise ValueError(
+                f"sep_classes has {hot.shape[-1]} classes, the task's oracle_classes is "
+                f"{self.oracle_classes}"
+            )
+        return hot, hot[:, None]
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Build the mixtures and predict the masks of the sources the frames select.
@@ -139,8 +166,7 @@ class SeparationTask(TaskModule):
             1 for ``own``), ``sources`` [B, 2, n], ``mixture`` [B, n], ``mag_mix`` /
             ``phase_mix`` [B, F, T] (linear frequency).
         """
-        enc = self.encode(batch)
-        emb, tokens = enc["video_embedding"], enc["video_tokens"]
+        emb, tokens = self.visual_features(batch)
         wave = batch["sep_wave"].float()
         if self.mixture == "own":
             sources = torch.stack([batch["sep_source"], batch["sep_rest"]], dim=1).float()

@@ -39,17 +39,26 @@ class SeparationTargets:
         sample_rate: rate of the returned waveform (the task's ``SpectrogramConfig.sample_rate``).
         num_samples: window length; clips must be at least this long to avoid zero padding.
         random_volume: in training, scale by a gain from [0.5, 1.5) and clip to [-1, 1] (SoP).
+        oracle_classes: synthetic world only: also return ``sep_classes`` [oracle_classes], the
+            multi-hot of the clip's on-screen sounding classes (``synthetic.objects``), the true
+            visual class the task's ``oracle`` conditioning reads instead of the video.
     """
 
     def __init__(
-        self, sample_rate: int = 11025, num_samples: int = 65535, random_volume: bool = True
+        self,
+        sample_rate: int = 11025,
+        num_samples: int = 65535,
+        random_volume: bool = True,
+        oracle_classes: int | None = None,
     ) -> None:
         if sample_rate < 1 or num_samples < 1:
             raise ValueError(
                 f"need positive sample_rate and num_samples, got {sample_rate}, {num_samples}"
             )
+        if oracle_classes is not None and oracle_classes < 1:
+            raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.sample_rate, self.num_samples = sample_rate, num_samples
-        self.random_volume = random_volume
+        self.random_volume, self.oracle_classes = random_volume, oracle_classes
         # the sinc kernel (e.g. 640 -> 441 phases for 16 kHz) costs more than resampling a clip
         self._resamplers: dict[int, torchaudio.transforms.Resample] = {}
 
@@ -95,6 +104,23 @@ class SeparationTargets:
             raise ValueError(f"{sample.get('__key__')} ({sample.get('__url__')}): empty audio")
         return wave
 
+    def classes(self, sample: dict[str, Any], meta: dict[str, Any], objects: list[int]) -> dict:
+        """``{"sep_classes": [oracle_classes]}``, the multi-hot of ``objects``' classes (indices
+        into the JSON's ``synthetic.objects``), or ``{}`` without ``oracle_classes``."""
+        if self.oracle_classes is None:
+            return {}
+        records = meta["synthetic"]["objects"]
+        hot = torch.zeros(self.oracle_classes)
+        for j in objects:
+            cls = int(records[j]["class_id"])
+            if not 0 <= cls < self.oracle_classes:
+                raise ValueError(
+                    f"{sample.get('__key__')} ({sample.get('__url__')}): synthetic.objects[{j}] "
+                    f"class_id {cls} is outside oracle_classes {self.oracle_classes}"
+                )
+            hot[cls] = 1.0
+        return {"sep_classes": hot}
+
     def __call__(self, sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
         """The clip's waveform around the chosen frame.
 
@@ -104,11 +130,22 @@ class SeparationTargets:
             opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``train`` flag).
 
         Returns:
-            ``{"sep_wave": [num_samples] float32}``.
+            ``{"sep_wave": [num_samples] float32}``, with ``oracle_classes`` also
+            ``sep_classes`` (see :meth:`classes`).
         """
         wave = self.clip_audio(sample, meta)
         start = self.window(sample, meta, wave.shape[0])
-        return {"sep_wave": self.cut(wave, start, self.gain(opts))}
+        out = {"sep_wave": self.cut(wave, start, self.gain(opts))}
+        if self.oracle_classes is not None:
+            if "synthetic" not in meta:
+                raise ValueError(
+                    f"{sample.get('__key__')} ({sample.get('__url__')}): oracle_classes needs "
+                    "the synthetic world's JSON field 'synthetic'"
+                )
+            objects = meta["synthetic"]["objects"]
+            shown = [j for j, o in enumerate(objects) if o["sounding"] and o["on_screen"]]
+            out.update(self.classes(sample, meta, shown))
+        return out
 
 
 class SynthObjectTargets(SeparationTargets):
@@ -129,7 +166,8 @@ class SynthObjectTargets(SeparationTargets):
 
         Returns:
             ``sep_wave`` (the clip's audio), ``sep_source`` (the object's source), ``sep_rest``
-            (the sum of the clip's other sources), each [num_samples], and ``video`` [3, S, S].
+            (the sum of the clip's other sources), each [num_samples], and ``video`` [3, S, S];
+            with ``oracle_classes`` also ``sep_classes``, the one-hot of the object's class.
         """
         key = sample.get("__key__")
         indices = sample.get("__frame_indices__") or []
@@ -163,4 +201,5 @@ class SynthObjectTargets(SeparationTargets):
             "sep_source": self.cut(source, start, gain),
             "sep_rest": self.cut(rest, start, gain),
             "video": video,
+            **self.classes(sample, meta, [int(owners[pick])]),
         }

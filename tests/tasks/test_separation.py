@@ -227,3 +227,43 @@ def test_own_mixture_mode_through_cli(tiny_world, tmp_path):
     metrics = cli.trainer.callback_metrics
     assert {"val/SDR", "val/SIR", "val/SAR", "val/SDR_mix"} <= set(metrics)
     assert metrics["val/skipped"] > 0 and np.isfinite(float(metrics["val/SDR"]))
+
+
+def test_oracle_classes_are_the_on_screen_sounding_sources(tiny_world):
+    """``sep_classes``: the classes of the gt sources whose objects are on screen."""
+    seen = 0
+    for raw in raw_samples(tiny_world / "val").values():
+        meta = json.loads(raw["json"])
+        objects = meta["synthetic"]["objects"]
+        owners = np.load(io.BytesIO(raw["gt.npz"]))["source_object"]
+        want = torch.zeros(4)
+        for o in owners:  # gt sources are the sounding objects
+            if objects[int(o)]["on_screen"]:
+                want[objects[int(o)]["class_id"]] = 1
+        got = SeparationTargets(11025, 8000, oracle_classes=4)(raw, meta, None)
+        torch.testing.assert_close(got["sep_classes"], want)
+        seen += int(want.sum() > 0)
+    assert seen > 0
+    with pytest.raises(ValueError, match="outside oracle_classes 1"):
+        for raw in raw_samples(tiny_world / "val").values():
+            SeparationTargets(11025, 8000, oracle_classes=1)(raw, json.loads(raw["json"]), None)
+    assert "sep_classes" not in SeparationTargets(11025, 8000)(raw, json.loads(raw["json"]), None)
+
+
+def test_oracle_conditioning_reads_the_classes_not_the_video():
+    head = SeparationHead(channels=[8, 16], feature_channels=4)
+    task = SeparationTask(head=head, backbone=BACKBONE, oracle_classes=3)
+    assert head.visual_dim == 3
+    task.eval()
+    wave = torch.randn(4, 4000) * 0.1
+    hot = torch.eye(3)[[0, 1, 2, 0]]
+    batch = {"sep_wave": wave, "sep_classes": hot, "video": torch.randn(4, 3, 32, 32)}
+    with torch.no_grad():
+        torch.nn.init.normal_(head.visual_proj.weight, std=3.0)
+        out = task(batch)["logits"]
+        same = task({**batch, "video": torch.randn(4, 3, 32, 32)})["logits"]
+        other = task({**batch, "sep_classes": hot.roll(1, dims=1)})["logits"]
+    torch.testing.assert_close(out, same)  # the video is not read
+    assert (out - other).abs().max() > 1e-3  # the classes are
+    with pytest.raises(ValueError, match="sep_classes"):
+        task({"sep_wave": wave, "video": batch["video"]})

@@ -1,0 +1,155 @@
+"""Why separation fails on the synthetic world: probe the visual features, run the oracle.
+
+Loads the world's batches once (the separation recipe's targets, plus ``sep_classes``, the
+multi-hot of each clip's on-screen sounding classes), then for pretrained and random encoders:
+
+- **probe**: a linear probe of the frozen video embedding against ``sep_classes`` (logistic
+  regression on the training clips, mean average precision on validation; chance = the class
+  prevalence);
+- **separation**: the recipe's head trained for ``--steps`` steps on the cached batches
+  (a plain loop, no loader cost), then SDR / SDR_mix on the first ``--scored`` validation
+  mixtures and how different the two sources' predicted masks are;
+
+and the same head conditioned on ``sep_classes`` itself (``oracle``), which tells a failing
+U-Net from failing features.
+
+    python scripts/diagnose_separation.py --world demo_out/world --encoders demo_out/encoders.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+from torchmetrics.functional.classification import multilabel_average_precision
+
+from avpretrain.metrics.separation import SeparationMetrics
+from avpretrain.recipes import resolve_recipe
+from avpretrain.tasks.separation import SeparationTask
+
+
+def build(cfg: dict, key: str) -> object:
+    """Instantiate ``cfg[key]`` (a ``class_path`` / ``init_args`` block) as LightningCLI would."""
+    parser = ArgumentParser()
+    parser.add_argument("--obj", type=object)
+    ns = parser.parse_object({"obj": cfg[key]})
+    return parser.instantiate_classes(ns).obj
+
+
+def cached_batches(cfg: dict, world: Path, classes: int, train_batches: int) -> tuple[list, list]:
+    """``train_batches`` training batches and every validation batch of ``world``."""
+    data = copy.deepcopy(cfg["data"])
+    data["init_args"].update(train_urls=str(world / "train"), val_urls=str(world / "val"))
+    data["init_args"]["num_workers"] = 0
+    data["init_args"]["targets"]["init_args"]["oracle_classes"] = classes
+    dm = build({"data": data}, "data")
+    dm.setup("fit")
+    train = []
+    while len(train) < train_batches:
+        for batch in dm.train_dataloader():
+            train.append(batch)
+            if len(train) == train_batches:
+                break
+    return train, list(dm.val_dataloader())
+
+
+def probe_map(task: SeparationTask, train: list, val: list, steps: int = 300) -> float:
+    """Validation mAP of a logistic probe of the frozen video embedding for ``sep_classes``."""
+
+    def features(batches: list) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            x = torch.cat([task.encode(b)["video_embedding"] for b in batches])
+        return x, torch.cat([b["sep_classes"] for b in batches])
+
+    (x, y), (xv, yv) = features(train), features(val)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    x, xv = (x - mean) / std, (xv - mean) / std
+    probe = torch.nn.Linear(x.shape[1], y.shape[1])
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(probe(x), y).backward()
+        opt.step()
+    with torch.no_grad():
+        scores = probe(xv)
+    keep = yv.sum(0) > 0
+    return float(multilabel_average_precision(scores[:, keep], yv[:, keep].long(), int(keep.sum())))
+
+
+def separation(task: SeparationTask, train: list, val: list, steps: int, scored: int) -> dict:
+    """Train the head for ``steps`` steps on ``train`` (cycled) and score ``val``."""
+    params = [p for p in task.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=task.hparams.lr, weight_decay=task.hparams.weight_decay)
+    task.train()
+    for step in range(steps):
+        opt.zero_grad()
+        loss = task._loss(task(train[step % len(train)]))
+        loss.backward()
+        opt.step()
+    task.eval()
+    result: dict = {"loss": round(float(loss), 4)}
+    with torch.no_grad():
+        outs = [task(b) for b in val if len(b["key"]) >= 2]
+    masks = torch.cat([torch.sigmoid(o["logits"]) for o in outs])
+    if masks.shape[1] == 2:  # how far apart the two sources' masks are
+        result["mask_diff"] = round(float((masks[:, 0] - masks[:, 1]).abs().mean()), 3)
+    for threshold in (0.5, None):
+        task.mask_threshold, metrics = threshold, SeparationMetrics()
+        for out in outs:
+            keep = min(len(out["mixture"]), scored - len(metrics.scores) - metrics.skipped)
+            if keep <= 0:
+                break
+            out = {k: v[:keep] for k, v in out.items()}
+            metrics.update(out["sources"], task.estimates(out), out["mixture"])
+        scores = metrics.compute()
+        tag = "binary" if threshold else "soft"
+        result[f"SDR_{tag}"] = round(scores["sdr"], 2)
+        result[f"SIR_{tag}"] = round(scores["sir"], 2)
+        result["SDR_mix"] = round(scores["sdr_mix"], 2)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--world", required=True, type=Path)
+    p.add_argument("--encoders", required=True)
+    p.add_argument("--recipe", default="tasks/separation/synth.yaml")
+    p.add_argument("--set", nargs="*", default=[], help="model init_args overrides, key=yaml")
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--train-batches", type=int, default=32)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--scored", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", nargs="+", default=["oracle", "pretrained", "random"])
+    p.add_argument("--no-probe", action="store_true")
+    args = p.parse_args()
+    cfg = yaml.safe_load(resolve_recipe(args.recipe).read_text())
+    for item in args.set:
+        key, value = item.split("=", 1)
+        cfg["model"]["init_args"][key] = yaml.safe_load(value)
+    torch.manual_seed(args.seed)
+    train, val = cached_batches(cfg, args.world, args.classes, args.train_batches)
+    for run in args.runs:
+        model = copy.deepcopy(cfg)
+        init = model["model"]["init_args"]
+        init["encoders"] = None if run == "random" else args.encoders
+        if run == "oracle":
+            init["oracle_classes"] = args.classes
+        torch.manual_seed(args.seed)
+        task = build(model, "model")
+        probe = None
+        if run != "oracle" and not args.no_probe:
+            probe = round(probe_map(task, train, val), 3)
+        torch.manual_seed(args.seed)
+        result = separation(task, train, val, args.steps, args.scored)
+        print(f"{run}: probe mAP {probe} {result}", flush=True)
+    prevalence = torch.cat([b["sep_classes"] for b in val]).mean(0)
+    print(f"probe chance (mean class prevalence): {float(prevalence.mean()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
