@@ -220,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
 
     encoders_path = save_encoders(pretrained, out / "encoders.pt")
     _finish_wandb()
+    result = {
+        "seed": args.seed,
+        "difficulty": args.difficulty,
+        "steps": steps,
+        "pretrain_minutes": round(minutes, 3),
+        "loss_random": loss_before,
+        "loss_pretrained": loss_after,
+        "probe_random": acc_rand,
+        "probe_pretrained": acc_pre,
+        "chance": 1 / args.classes,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=1))
 
     rows = [
         ("reconstruction loss (val, fixed masks)", f"{loss_before:.4f}", f"{loss_after:.4f}"),
@@ -235,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n[demo] pretrained - random: {100 * (acc_pre - acc_rand):+.1f} points of probe accuracy"
     )
-    print(f"[demo] reconstruction figure: {figure_path}")
+    print(f"[demo] figures in {out / 'result.json'}; reconstruction figure: {figure_path}")
     print(f"[demo] pretrained encoders for the tasks: {encoders_path}")
     print(f"[demo] checkpoints: {run_dir / 'checkpoints'}; W&B offline run in {run_dir / 'wandb'}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def test_demo_prints_the_table_and_reuses_its_world(tmp_path: Path, capsys) -> N
     encoders = torch.load(tmp_path / "encoders.pt", weights_only=False)
     assert encoders  # the exported encoders the task recipes take
     assert (tmp_path / "reconstruction.png").stat().st_size > 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["steps"] == 2 and result["seed"] == 1
+    assert result["probe_random"] == random_acc and result["probe_pretrained"] == pretrained_acc
 
     # same seed: the same initialisation, so the same loss before pretraining; the world is reused
     assert main([*argv, "--seed", "1", "--workers", "0"]) == 0

@@ -24,9 +24,7 @@ OFF_SCREEN = "off-screen"
 MARK_SCALE = 1.2
 _RADIUS = {"easy": (0.30, 0.38), "hard": (0.22, 0.42)}  # of the cell size
 _DRIFT = 0.08  # of the cell size: start jitter and total motion, each per axis
-# Loudness gap between sounding objects, so "louder" is well defined; the hard world's is wider,
-# so that its clip label (the loudest object) is the sound that dominates the mixture.
-_LEVEL_STEP_DB = {"easy": 3.0, "hard": 6.0}
+_LEVEL_STEP_DB = 3.0  # loudness gap between sounding objects, so "louder" is well defined
 _BASE_LEVEL_DB = (-16.0, -10.0)
 _ALWAYS_ON = 0.4
 _SECOND_INTERVAL = 0.3
@@ -137,8 +135,7 @@ def plan_clip(cfg: SynthConfig, rng: np.random.Generator) -> list[ObjectPlan]:
         else:
             radius, start, end = 0.0, (0.0, 0.0), (0.0, 0.0)
         audio_on = sample_audio_on(rng, n_sec) if sounding[i] else [0] * n_sec
-        step = _LEVEL_STEP_DB[cfg.difficulty]
-        level = base_db - step * next(ranks) if sounding[i] else None
+        level = base_db - _LEVEL_STEP_DB * next(ranks) if sounding[i] else None
         objects.append(
             ObjectPlan(
                 class_id=class_id,
