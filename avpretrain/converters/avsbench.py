@@ -31,7 +31,6 @@ for other releases. A video whose files are missing is logged and counted, not f
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import logging
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avpretrain.converters.common import run_converter
+from avpretrain.converters.common import read_table, run_converter
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_index
@@ -76,26 +75,20 @@ def read_meta(path: str | Path, subset: str) -> list[AVSVideo]:
     if subset not in SUBSETS:
         raise ValueError(f"subset {subset!r} is not one of {SUBSETS}")
     needed = ("category", "split") if subset == "s4" else ("split",)
+    expected = f"AVSBench's {subset}_meta_data.csv (video name first, then {', '.join(needed)})"
     videos = []
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in needed if c not in header]
-        if missing or len(header) < 2:
-            raise ValueError(
-                f"{path}: missing column(s) {missing or needed} (header {header}); expected "
-                f"AVSBench's {subset}_meta_data.csv (video name first, then {', '.join(needed)})"
-            )
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            name = (row[header[0]] or "").strip()
-            split = (row["split"] or "").strip()
-            category = (row["category"] or "").strip() if subset == "s4" else None
-            if not name or (subset == "s4" and not category):
-                raise ValueError(f"{where}: empty video name or category")
-            if split not in SPLITS:
-                raise ValueError(f"{where}: split {split!r} is not one of {SPLITS}")
-            videos.append(AVSVideo(name, split, category, where))
+    for where, row in read_table(path, needed, expected):
+        first = next(iter(row))
+        if first in needed:
+            raise ValueError(f"{path}: the first column must be the video name; {expected}")
+        name = (row[first] or "").strip()
+        split = (row["split"] or "").strip()
+        category = (row["category"] or "").strip() if subset == "s4" else None
+        if not name or (subset == "s4" and not category):
+            raise ValueError(f"{where}: empty video name or category")
+        if split not in SPLITS:
+            raise ValueError(f"{where}: split {split!r} is not one of {SPLITS}")
+        videos.append(AVSVideo(name, split, category, where))
     return videos
 
 

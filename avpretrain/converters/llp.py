@@ -105,7 +105,7 @@ def _class(name: str, where: str) -> int:
 def _seconds(value: str, where: str) -> int:
     try:
         return int(float(value))  # pandas + int() in the official code: whole seconds
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{where}: {value!r} is not a time in seconds") from None
 
 
@@ -128,6 +128,8 @@ def read_dense(path: str | Path) -> dict[str, list[list[int]]]:
     out: dict[str, list[list[int]]] = {}
     for where, row in _rows(Path(path), ("filename", "onset", "offset", "event_labels")):
         name = (row["filename"] or "").strip()
+        if not name:
+            raise ValueError(f"{where}: empty filename")
         cls = _class((row["event_labels"] or "").strip(), where)
         segment = [cls, _seconds(row["onset"], where), _seconds(row["offset"], where)]
         out.setdefault(name, []).append(segment)

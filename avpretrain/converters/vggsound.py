@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, read_table, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    check_complete,
+    log_missing,
+    read_table,
+    run_converter,
+    write_jsonl,
+)
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 
 log = logging.getLogger(__name__)
@@ -76,9 +82,15 @@ def read_vggsound(path: str | Path) -> list[VGGSoundClip]:
 
 
 def read_class_list(path: str | Path) -> list[str]:
-    """Class names, one per line (blank lines ignored), in file order."""
+    """Class names, one per line (blank lines ignored), in file order.
+
+    Raises:
+        ValueError: no names, a name listed twice, or a file cut inside its last line.
+    """
     path = Path(path)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    check_complete(path, len(lines))
+    names = [line.strip() for line in lines]
     names = [n for n in names if n]
     if not names:
         raise ValueError(f"{path}: no class names")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from avpretrain.converters.common import VideoFinder
+from avpretrain.converters.common import VideoFinder, check_complete
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +40,33 @@ def seconds(value: str, what: str, where: str) -> float:
 def csv_rows(path: str | Path, comments: bool = False) -> Iterator[tuple[str, list[str]]]:
     """(``file:line``, fields) of a header-less CSV, fields stripped; blank lines skipped.
 
+    Callers check each row's field count; a file that ends inside its last row is refused
+    after that row (:func:`~avpretrain.converters.common.check_complete`).
+
     Args:
         path: the CSV.
         comments: skip lines starting with ``#`` (AudioSet's three header lines).
+
+    Raises:
+        ValueError: a malformed row (an unclosed quote, ...) or a file cut inside its last row,
+            naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: annotation file not found")
     with path.open(newline="", encoding="utf-8") as f:
         # skipinitialspace: AudioSet separates with ", " and quotes the label list after it
-        reader = csv.reader(f, skipinitialspace=True)
-        for fields in reader:
-            if not fields or not "".join(fields).strip():
-                continue
-            if comments and fields[0].lstrip().startswith("#"):
-                continue
-            yield f"{path}:{reader.line_num}", [x.strip() for x in fields]
+        reader = csv.reader(f, skipinitialspace=True, strict=True)
+        try:
+            for fields in reader:
+                if not fields or not "".join(fields).strip():
+                    continue
+                if comments and fields[0].lstrip().startswith("#"):
+                    continue
+                yield f"{path}:{reader.line_num}", [x.strip() for x in fields]
+        except csv.Error as err:
+            raise ValueError(f"{path}:{reader.line_num}: malformed CSV row: {err}") from err
+    check_complete(path, reader.line_num)
 
 
 @dataclass

@@ -110,7 +110,8 @@ def test_group_column(dataset, tmp_path):
     meta.write_text(
         "\n".join(
             [lines[0] + ",source"] + [f"{r},{s}" for r, s in zip(lines[1:], sources, strict=True)]
-        ),
+        )
+        + "\n",
         encoding="utf-8",
     )
     convert(
