@@ -66,6 +66,11 @@ TASKS = {
         "music_avqa/synth.yaml",
         {f"val/{key}": majority_chance(f"val/{key}") for key in QA_ACCURACIES},
     ),
+    # dialog's baseline is the most frequent training answer per question type, logged by the task
+    "dialog": (
+        "dialog/synth.yaml",
+        {"val/Bleu_4": "val/baseline_Bleu_4", "val/CIDEr": "val/baseline_CIDEr"},
+    ),
 }
 
 

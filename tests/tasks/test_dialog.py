@@ -132,7 +132,7 @@ def test_recipes_parse(recipe, capsys):
 def test_linear_probe_through_cli_generates_and_scores_every_val_dialog(tiny_world, tmp_path):
     enc = tiny_encoders(tmp_path / "enc.pt")
     cfg = task_recipe("dialog/synth.yaml", tiny_world, tmp_path / "run")
-    cfg["trainer"].update(max_epochs=1, num_sanity_val_steps=0)
+    cfg["trainer"].update(max_epochs=1, num_sanity_val_steps=0, check_val_every_n_epoch=1)
     init = cfg["model"]["init_args"]
     init.update(num_segments=2, meteor=False, beam_size=2)  # 2 s clips; METEOR: slow JVM start
     init["head"]["init_args"].update(dim=32, depth=1, max_answer_length=24)
