@@ -291,9 +291,15 @@ def load_plan(out: Path, config: IngestConfig, sources: list[VideoSource]) -> di
     # A setting newer than the plan counts as its default there (old plans stay resumable).
     stored = {**asdict(IngestConfig()), **stored}
     differ = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in wanted.items() if stored.get(k) != v]
-    if plan.get("version") != PLAN_VERSION or differ:
+    if plan.get("version") != PLAN_VERSION:
         raise ValueError(
-            f"{path} was made with other settings ({'; '.join(differ) or 'plan version'}); "
+            f"{path} is a version {plan.get('version')} plan; this avpretrain writes version "
+            f"{PLAN_VERSION} (audio and frames placed by timestamp), so its shards would not "
+            "match: finish that run with the avpretrain that began it, or use a new --out"
+        )
+    if differ:
+        raise ValueError(
+            f"{path} was made with other settings ({'; '.join(differ)}); "
             "rerun with the same settings to resume, or use a new --out"
         )
     if plan.get("inputs") != inputs_fingerprint(sources):

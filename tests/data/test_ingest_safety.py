@@ -331,11 +331,15 @@ def test_the_audio_stream_choice_is_logged_and_can_be_set(tmp_path, caplog):
     assert read_index(out)["summary"]["videos_skipped"] == {"audio_stream": 1}
 
 
-def test_a_damaged_plan_is_named(videos, tmp_path, capsys):
+def test_a_damaged_or_older_plan_is_named(videos, tmp_path, capsys):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "ingest-plan.json").write_text('{"version": 2, "conf')
+    plan = tmp_path / "out" / "ingest-plan.json"
+    plan.write_text('{"version": 2, "conf')
     assert main([str(videos), "--out", str(tmp_path / "out"), *TINY]) == 2
     assert "ingest-plan.json is not a readable plan" in capsys.readouterr().err
+    plan.write_text('{"version": 1, "config": {}}')
+    assert main([str(videos), "--out", str(tmp_path / "out"), *TINY]) == 2
+    assert "ingest-plan.json is a version 1 plan" in capsys.readouterr().err
 
 
 def test_careless_paths_are_named_and_nothing_written_is_an_error(videos, tmp_path, capsys, caplog):
