@@ -10,25 +10,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import nn
 
 from avpretrain.models import AVMAE
 from avpretrain.models.weights import import_weights as load_external_weights
+from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import scaled_lr, warmup_cosine
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Split parameters as MAE does: no weight decay on biases, norms, tokens and 1-D tensors."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        skip = param.ndim <= 1 or name.endswith(".bias") or "token" in name or "pos_embed" in name
-        (no_decay if skip else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 class AVMAEPretrain(pl.LightningModule):
@@ -41,7 +27,8 @@ class AVMAEPretrain(pl.LightningModule):
             ``base_lr * global_batch / lr_reference_batch`` (MAE's scaling rule).
         lr: a fixed peak learning rate; overrides ``base_lr`` scaling when set (paper: 1e-4).
         lr_reference_batch: the batch size ``base_lr`` refers to.
-        weight_decay: decoupled weight decay (AdamW) or L2 (Adam) on matrices only.
+        weight_decay: decoupled weight decay (AdamW) or L2 (Adam) on weight matrices only
+            (:mod:`avpretrain.training.param_groups`).
         betas: Adam betas.
         warmup_steps: linear warmup length in optimiser steps; ``None`` uses ``warmup_fraction``.
         warmup_fraction: warmup as a fraction of all training steps when ``warmup_steps`` is None.

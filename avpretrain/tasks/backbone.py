@@ -8,6 +8,7 @@ from torch import nn
 
 from avpretrain.export import load_encoders
 from avpretrain.models import AVMAE
+from avpretrain.training.param_groups import decayed_parameters, split_by_decay
 
 MODES = ("linear_probe", "partial", "finetune")
 
@@ -86,16 +87,13 @@ def layer_decay_groups(
     """Optimiser groups of the trainable backbone parameters with layer-wise lr decay.
 
     Layer ``i`` of ``L`` gets ``lr * layer_decay ** (L - i)`` (BEiT / MAE fine-tuning), so the
-    layers nearest the head move most. Biases, norms and tokens get no weight decay.
+    layers nearest the head move most. Weight decay follows the one rule of
+    :mod:`avpretrain.training.param_groups` (none on biases, norms, tokens, position tables).
     """
     layers = _layer_params(model)
+    decayed = decayed_parameters(model)
     groups = []
     for i, params in enumerate(layers):
         scale = layer_decay ** (len(layers) - i)
-        for decay in (True, False):
-            chosen = [p for p in params if p.requires_grad and (p.ndim > 1) == decay]
-            if chosen:
-                groups.append(
-                    {"params": chosen, "lr": lr * scale, "weight_decay": weight_decay * decay}
-                )
+        groups += split_by_decay(params, decayed, weight_decay, lr=lr * scale)
     return groups

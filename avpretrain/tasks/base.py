@@ -18,6 +18,7 @@ from torch import nn
 
 from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, set_mode
 from avpretrain.tasks.segments import segment_inputs
+from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import warmup_cosine
 
 INPUTS = ("audio", "video", "av")
@@ -35,7 +36,8 @@ class TaskModule(pl.LightningModule):
         trainable_blocks: layers trained in ``partial`` mode.
         inputs: which modalities feed the head: ``audio``, ``video`` or ``av``.
         lr: peak learning rate of the head (backbone layers get ``lr * layer_decay ** depth``).
-        weight_decay: AdamW weight decay on matrices.
+        weight_decay: AdamW weight decay on weight matrices (none on biases, norms, tokens and
+            position tables: :mod:`avpretrain.training.param_groups`).
         layer_decay: layer-wise lr decay factor for the backbone (1.0 = none).
         warmup_steps: linear warmup, then cosine decay over the run.
         seed: seed of random encoder initialisation.
@@ -138,13 +140,9 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        head_params = [p for p in self.head.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in head_params if p.ndim > 1], "weight_decay": hp.weight_decay},
-            {"params": [p for p in head_params if p.ndim <= 1], "weight_decay": 0.0},
-        ]
+        groups = param_groups(self.head, hp.weight_decay)
         groups += layer_decay_groups(self.backbone, hp.lr, hp.weight_decay, hp.layer_decay)
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, total)
