@@ -342,6 +342,8 @@ def main(argv: list[str]) -> int:
         source = Path(args.shards) if Path(args.shards).is_dir() else Path(args.shards).parent
         if out.resolve() == source.resolve():
             raise ValueError(f"--out {out} must differ from the input shard folder")
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         thresholds = parse_thresholds(args.thresholds)
         stages = [s.strip() for s in args.stages.split(",") if s.strip()]
         models, signature = _models(args)

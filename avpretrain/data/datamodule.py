@@ -145,6 +145,15 @@ class AVDataModule(L.LightningDataModule):
             )
         if mixup_alpha > 0 and num_classes is None:
             raise ValueError("mixup_alpha > 0 mixes labels: set num_classes")
+        if (
+            frame_size < 1
+            or shuffle_buffer < 0
+            or (epoch_samples is not None and epoch_samples < 1)
+        ):
+            raise ValueError(
+                f"need frame_size >= 1, shuffle_buffer >= 0 (0: off) and epoch_samples >= 1 (or "
+                f"unset); got {frame_size}, {shuffle_buffer}, {epoch_samples}"
+            )
         if max_empty_shards < 0 or batch_timeout_s < 0:
             raise ValueError(
                 f"max_empty_shards and batch_timeout_s must be >= 0 (0: off), got "

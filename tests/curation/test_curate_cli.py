@@ -97,6 +97,17 @@ def test_curate_rejects_bad_arguments(tiny_world_corrupt: Path, tmp_path: Path) 
     assert avpretrain_main(["curate", train, "--out", str(tmp_path / "o")]) == 2  # no --encoders
     assert avpretrain_main(["curate", train, "--out", train, "--embedder", "none"]) == 2
     assert avpretrain_main(["curate", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    zero = [
+        "curate",
+        train,
+        "--out",
+        str(tmp_path / "o"),
+        "--embedder",
+        "none",
+        "--batch-size",
+        "0",
+    ]
+    assert avpretrain_main(zero) == 2
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

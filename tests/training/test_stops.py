@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from avpretrain.data.datamodule import AVDataModule
 from avpretrain.data.shards import write_index, write_shard
 from avpretrain.export import save_encoders
 from avpretrain.lightning_cli import run_lightning_cli
@@ -112,6 +113,23 @@ def test_absurd_learning_rate_stops_at_the_first_nan(tiny_world, tmp_path):
     with pytest.raises(NonFiniteError, match=r"training step \d+ .*non-finite"):
         _fit(cfg, tmp_path / "c.yaml")
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # never reached step 10
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({"gain_db": -3.0}, r"gain_db -3.0 outside"),
+        ({"spec_freq_mask": 500}, r"spec_freq_mask 500 outside \[0, 128\)"),
+        ({"spec_time_mask": -1}, r"spec_time_mask -1 outside"),
+        ({"mixup_alpha": float("inf"), "num_classes": 4}, r"mixup_alpha inf is not a finite"),
+        ({"frame_size": 0}, r"need frame_size >= 1"),
+        ({"epoch_samples": 0}, r"epoch_samples >= 1"),
+        ({"max_empty_shards": -1}, r"max_empty_shards and batch_timeout_s must be >= 0"),
+    ],
+)
+def test_other_garbage_data_arguments_are_refused(args, problem):
+    with pytest.raises(ValueError, match=problem):
+        AVDataModule(train_urls="unused", **args)
 
 
 def test_absurd_gain_is_refused_before_training(tiny_world, tmp_path):
