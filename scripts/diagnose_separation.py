@@ -37,7 +37,7 @@ def build(cfg: dict, key: str) -> object:
     parser = ArgumentParser()
     parser.add_argument("--obj", type=object)
     ns = parser.parse_object({"obj": cfg[key]})
-    return parser.instantiate_classes(ns).obj
+    return parser.instantiate(ns).obj
 
 
 def cached_batches(cfg: dict, world: Path, classes: int, train_batches: int) -> tuple[list, list]:

@@ -10,6 +10,13 @@ condition, chosen by ``conditioning``:
 - ``film``: every decoder level's input is modulated as ``x * (1 + gamma(v)) + beta(v)``, and a
   1x1 conv turns the K maps into the logit.
 
+``visual_pool="max"`` (product only) follows SoP's visual pooling instead: SoP projects every
+spatial position of the frame's feature map to the K channels and max-pools over positions
+before the sigmoid (``models/vision_net.py``, ``pool_type="maxpool"``), so a small object that
+sounds sets its channels wherever it is; here every video patch token is projected to K and the
+maximum over the patches taken. ``mean`` reads the pooled clip embedding, where an object
+covering a few patches is averaged with the rest of the frame.
+
 The visual embeddings are first standardised over the batch (``visual_norm``: BatchNorm1d
 without affine parameters, as MAE's linear probe puts before its classifier): embeddings of
 different frames from a frozen encoder are close (cosine ~0.96 for random tiny encoders on the
@@ -35,6 +42,7 @@ from avpretrain.heads.unet import SOP_CHANNELS, AudioUNet
 from avpretrain.models.pos_embed import sincos_2d
 
 CONDITIONINGS = ("product", "film")
+VISUAL_POOLS = ("mean", "max")
 
 
 class BottleneckAttention(nn.Module):
@@ -76,7 +84,10 @@ class SeparationHead(nn.Module):
         conditioning: ``product`` (SoP) or ``film`` (see the module docstring).
         attention_layers: self-attention layers at the bottleneck (0: none).
         attention_heads: their heads.
-        visual_norm: standardise the visual embeddings over the batch (see the module docstring).
+        visual_norm: standardise the visual embeddings (or tokens) over the batch (see the module
+            docstring).
+        visual_pool: ``mean`` (the given pooled embedding) or ``max`` (SoP: every patch token
+            projected to the K channels, maximum over the patches; ``product`` only).
         visual_dim: visual embedding / token width; None until :meth:`bind`.
     """
 
@@ -88,16 +99,21 @@ class SeparationHead(nn.Module):
         attention_layers: int = 0,
         attention_heads: int = 4,
         visual_norm: bool = True,
+        visual_pool: str = "mean",
         visual_dim: int | None = None,
     ) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+        if visual_pool not in VISUAL_POOLS:
+            raise ValueError(f"visual_pool must be one of {VISUAL_POOLS}, got {visual_pool!r}")
+        if visual_pool == "max" and conditioning != "product":
+            raise ValueError("visual_pool='max' projects tokens to the product's K channels")
         if attention_layers < 0:
             raise ValueError(f"attention_layers must be >= 0, got {attention_layers}")
         self.conditioning = conditioning
         self.attention_layers, self.attention_heads = attention_layers, attention_heads
-        self.visual_norm = visual_norm
+        self.visual_norm, self.visual_pool = visual_norm, visual_pool
         self.unet = AudioUNet(channels, feature_channels)
         self.visual_dim: int | None = None
         if visual_dim is not None:
@@ -133,25 +149,26 @@ class SeparationHead(nn.Module):
         Args:
             log_mag: [B, 1, F, T] log-magnitude of the mixtures (any F, T).
             visual: [B, S, D] embeddings of the sources to extract ([B, D]: S = 1).
-            visual_tokens: [B, S, N, D] their tokens ([B, N, D]: S = 1), needed when
-                ``attention_layers > 0``.
+            visual_tokens: [B, S, N, D] their patch tokens ([B, N, D]: S = 1), needed when
+                ``attention_layers > 0`` or ``visual_pool="max"``.
 
         Returns:
             [B, S, F, T] logits of each source's time-frequency mask.
         """
         if self.visual_dim is None:
             raise RuntimeError("SeparationHead.bind(visual_dim) must be called first")
-        if self.attention_layers and visual_tokens is None:
-            raise ValueError("attention_layers > 0 needs visual_tokens")
+        if (self.attention_layers or self.visual_pool == "max") and visual_tokens is None:
+            raise ValueError("attention_layers > 0 and visual_pool='max' need visual_tokens")
         if visual.dim() == 2:
             visual = visual[:, None]
             visual_tokens = None if visual_tokens is None else visual_tokens[:, None]
         b, s = visual.shape[:2]
-        if self.visual_norm:
+        if self.visual_norm and self.visual_pool == "mean":
             visual = self.visual_bn(visual.flatten(0, 1)).reshape(b, s, -1)
+        if self.conditioning == "product":
+            weights = self.channel_weights(visual, visual_tokens)  # [B, S, K]
         if self.conditioning == "product" and not self.attention_layers:
             # the U-Net never sees the visual input: run it once per mixture, not per source
-            weights = torch.sigmoid(self.visual_proj(visual)) * self.scale  # [B, S, K]
             return torch.einsum("bsk,bkft->bsft", weights, self.unet(log_mag)) + self.bias
         visual = visual.flatten(0, 1)
         tokens = None if visual_tokens is None else visual_tokens.flatten(0, 1)
@@ -166,6 +183,20 @@ class SeparationHead(nn.Module):
         if self.conditioning == "film":
             logits = self.out(maps)
         else:
-            weights = torch.sigmoid(self.visual_proj(visual)) * self.scale  # [B S, K]
-            logits = torch.einsum("bk,bkft->bft", weights, maps)[:, None] + self.bias
+            logits = torch.einsum("bk,bkft->bft", weights.flatten(0, 1), maps)[:, None] + self.bias
         return logits.reshape(b, s, *logits.shape[-2:])
+
+    def channel_weights(self, visual: Tensor, visual_tokens: Tensor | None) -> Tensor:
+        """The product's per-channel weights ``sigmoid(v) * scale``: [B, S, K].
+
+        Args:
+            visual: [B, S, D] embeddings, already standardised (``visual_pool="mean"``).
+            visual_tokens: [B, S, N, D] patch tokens (``visual_pool="max"``; standardised here).
+        """
+        if self.visual_pool == "mean":
+            return torch.sigmoid(self.visual_proj(visual)) * self.scale
+        x = visual_tokens
+        if self.visual_norm:
+            x = self.visual_bn(x.flatten(0, 2)).reshape(x.shape)
+        # SoP: the maximum over spatial positions of the projected feature map
+        return torch.sigmoid(self.visual_proj(x).amax(dim=2)) * self.scale

@@ -141,10 +141,12 @@ class SeparationTask(TaskModule):
 
     def visual_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """What selects each clip's source: ``(embedding [B, D], tokens [B, N, D])``, the video
-        encoder's, or with ``oracle_classes`` the true classes (one token, N = 1)."""
+        encoder's pooled embedding and patch tokens (class token left out), or with
+        ``oracle_classes`` the true classes (one token, N = 1)."""
         if self.oracle_classes is None:
             enc = self.encode(batch)
-            return enc["video_embedding"], enc["video_tokens"]
+            prefix = self.backbone.video_encoder.num_prefix_tokens
+            return enc["video_embedding"], enc["video_tokens"][:, prefix:]
         if "sep_classes" not in batch:
             raise ValueError(
                 "oracle_classes needs the batch's sep_classes: give the targets "

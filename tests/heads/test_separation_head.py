@@ -110,3 +110,33 @@ def test_bind_and_bad_arguments():
     attn = SeparationHead(channels=(4, 8), attention_layers=1, visual_dim=6)
     with pytest.raises(ValueError, match="visual_tokens"):
         attn(torch.randn(1, 1, 8, 8), torch.randn(1, 6))
+
+
+def test_max_pool_is_sops_spatial_max_of_projected_tokens():
+    head = SeparationHead(
+        channels=(4, 8), feature_channels=3, visual_pool="max", visual_norm=False, visual_dim=6
+    )
+    tokens = torch.randn(2, 2, 5, 6)
+    w, b = head.visual_proj.weight, head.visual_proj.bias
+    ref = torch.stack(
+        [
+            torch.stack(
+                [torch.sigmoid((tokens[i, s] @ w.T + b).max(dim=0).values) for s in range(2)]
+            )
+            for i in range(2)
+        ]
+    )
+    torch.testing.assert_close(head.channel_weights(None, tokens), ref * head.scale)
+    head.eval()
+    log_mag = torch.randn(2, 1, 16, 8)
+    out = head(log_mag, tokens.mean(2), tokens)
+    shuffled = head(log_mag, tokens.mean(2), tokens[:, :, torch.randperm(5)])
+    torch.testing.assert_close(out, shuffled)  # where an object is does not matter
+    # one patch changes the mask though the mean embedding the head is given does not
+    louder = tokens.clone()
+    louder[:, :, 0] += 10 * w.sum(0).sign()
+    assert (head(log_mag, tokens.mean(2), louder) - out).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="visual_tokens"):
+        head(log_mag, tokens.mean(2))
+    with pytest.raises(ValueError, match="product"):
+        SeparationHead(channels=(4, 8), conditioning="film", visual_pool="max")
