@@ -25,7 +25,13 @@ from avpretrain.metrics.retrieval import (
     cosine_similarity_matrix,
     retrieval_metrics,
 )
-from avpretrain.metrics.segmentation import SegmentationMetrics, f_score, mask_iou
+from avpretrain.metrics.segmentation import (
+    SegmentationMetrics,
+    f_score,
+    frame_scores,
+    mask_iou,
+    video_means,
+)
 from avpretrain.metrics.slavc import SLAVCMetrics, slavc_metrics, slavc_sample
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "cosine_similarity_matrix",
     "f_score",
     "flickr_gt_map",
+    "frame_scores",
     "localization_summary",
     "mask_iou",
     "mean_average_precision",
@@ -49,4 +56,5 @@ __all__ = [
     "slavc_sample",
     "top1_accuracy",
     "vggss_gt_map",
+    "video_means",
 ]

@@ -20,11 +20,17 @@ per-call values are averaged over videos (``pyutils.AverageMeter``). Quirks repr
   frames are all empty scores 0 (the zero curve), and still counts in the mean over videos.
 - torchmetrics' Jaccard / F-beta pool pixels over the whole set and do not match.
 
+:func:`mask_iou` and :func:`f_score` take the frames of one video. Frames that arrive one per
+clip, in any order and batch (AVSBench shards hold one clip per annotated frame), are scored
+with :func:`frame_scores` and grouped by video id in :func:`video_means`
+(:class:`SegmentationMetrics` does both); the result equals the per-video loop.
+
 Values are fractions in [0, 1].
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,8 +145,62 @@ def f_score(
     return float(f_score_curve(pred, target, beta2, num_thresholds, from_logits).max())
 
 
+def frame_scores(
+    pred: Any, target: Any, from_logits: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each frame's share of its video's scores: its IoU, its F curve, whether F counts it.
+
+    Args:
+        pred: [N, H, W] probabilities (logits with ``from_logits``), any frames.
+        target: [N, H, W] binary ground truth.
+        from_logits: apply a sigmoid first.
+
+    Returns:
+        ``iou`` [N] float64 (:func:`mask_iou` of the frame alone), ``curve`` [N, 255] float32
+        (:func:`f_score_curve` of the frame alone) and ``scored`` [N] bool (non-empty ground
+        truth; the F of a video averages the curves of its scored frames only).
+    """
+    prob, t = _frames(pred, target, from_logits)
+    iou = np.array([mask_iou(p[None], g[None]) for p, g in zip(prob, t, strict=True)])
+    curve = np.stack([f_score_curve(p[None], g[None]) for p, g in zip(prob, t, strict=True)])
+    return iou, curve, (t.sum((1, 2)) > 0).numpy()
+
+
+def video_means(video: Sequence[Hashable], iou: Any, curve: Any, scored: Any) -> dict[str, float]:
+    """AVSBench's numbers from per-frame scores: each video's mIoU and F, averaged over videos.
+
+    The frames of a video are gathered by ``video`` (any order); a video's mIoU is the mean of
+    its frames' IoU (``mask_iou`` on the video's frames), its F the maximum over thresholds of
+    the mean curve of its scored frames (``Eval_Fmeasure``; 0 when none is scored).
+
+    Args:
+        video: [N] the video of each frame.
+        iou: [N] per-frame IoU; curve: [N, K] per-frame F curves; scored: [N] bool
+            (from :func:`frame_scores`).
+
+    Returns:
+        ``{"mIoU", "F"}``: means over videos.
+    """
+    iou, curve = np.asarray(iou, np.float64), np.asarray(curve, np.float32)
+    scored = np.asarray(scored, bool)
+    frames: dict[Hashable, list[int]] = {}
+    for i, v in enumerate(video):
+        frames.setdefault(v, []).append(i)
+    if not frames:
+        raise ValueError("video_means: no frame")
+    ious, fs = [], []
+    for rows in frames.values():
+        ious.append(iou[rows].mean())
+        kept = [i for i in rows if scored[i]]
+        fs.append(float(curve[kept].mean(0).max()) if kept else 0.0)
+    return {"mIoU": float(np.mean(ious)), "F": float(np.mean(fs))}
+
+
 class SegmentationMetrics:
-    """Per-video mIoU and F-score, averaged over the videos seen since ``reset``.
+    """Per-video mIoU and F-score over the frames seen since ``reset``, grouped by video.
+
+    Frames may come in any batches and order (AVSBench's converter writes one clip per
+    annotated frame); ``compute`` groups them by video id as the official per-video loop does.
 
     Args:
         from_logits: ``update`` receives logits (a sigmoid is applied) instead of probabilities.
@@ -152,26 +212,43 @@ class SegmentationMetrics:
 
     def reset(self) -> None:
         """Forget everything collected."""
-        self.ious: list[float] = []
-        self.fs: list[float] = []
+        self.videos: list[Hashable] = []
+        self.ious: list[np.ndarray] = []
+        self.curves: list[np.ndarray] = []
+        self.scored: list[np.ndarray] = []
 
-    def update(self, pred: Any, target: Any) -> None:
-        """Score a batch of videos.
+    def update(self, pred: Any, target: Any, video_ids: Sequence[Hashable]) -> None:
+        """Score a batch of frames.
 
         Args:
-            pred: [B, T, H, W] probabilities or logits (T = 5 frames in AVSBench).
-            target: [B, T, H, W] binary ground truth.
+            pred: [N, H, W] probabilities or logits.
+            target: [N, H, W] binary ground truth.
+            video_ids: [N] the video each frame belongs to.
         """
-        p = to_numpy(pred, "pred", 4)
-        t = to_numpy(target, "target", 4)
-        if p.shape != t.shape:
-            raise ValueError(f"pred {p.shape} and target {t.shape} differ in shape")
-        for video_pred, video_gt in zip(p, t, strict=True):
-            self.ious.append(mask_iou(video_pred, video_gt, self.from_logits))
-            self.fs.append(f_score(video_pred, video_gt, from_logits=self.from_logits))
+        iou, curve, scored = frame_scores(pred, target, self.from_logits)
+        if len(video_ids) != len(iou):
+            raise ValueError(f"{len(video_ids)} video ids for {len(iou)} frames")
+        self.videos += list(video_ids)
+        self.ious.append(iou)
+        self.curves.append(curve)
+        self.scored.append(scored)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The frames seen: ``iou`` [N], ``curve`` [N, 255], ``scored`` [N] (video order kept)."""
+        if not self.ious:
+            return {
+                "iou": np.zeros(0),
+                "curve": np.zeros((0, 255), np.float32),
+                "scored": np.zeros(0, bool),
+            }
+        return {
+            "iou": np.concatenate(self.ious),
+            "curve": np.concatenate(self.curves),
+            "scored": np.concatenate(self.scored),
+        }
 
     def compute(self) -> dict[str, float]:
-        """``{"mIoU", "F"}``: means over videos."""
+        """``{"mIoU", "F"}``: means over videos of the per-video scores."""
         if not self.ious:
             raise ValueError("SegmentationMetrics.compute: no update since reset")
-        return {"mIoU": float(np.mean(self.ious)), "F": float(np.mean(self.fs))}
+        return video_means(self.videos, **self.state())

@@ -3,29 +3,36 @@ objects producing the sound.
 
 Trained with per-pixel binary cross-entropy; scored as AVSBench's ``avs_scripts`` do (see
 ``avpretrain.metrics.segmentation``): per-video mIoU and F-score (beta^2 = 0.3), averaged over
-the videos. Here each clip is scored as a video of one frame (the loader gives one frame per
-clip), so mIoU equals the official value when every annotated frame is its own clip, while F
-is the mean of per-frame maxima over thresholds, not the maximum of each video's mean curve;
-``tasks/segmentation/README.md`` says more.
+the videos. The loader gives one frame per clip (the converter writes one clip per annotated
+frame); the frames are grouped into videos by the batch's ``video_id`` (from the clip's JSON),
+over all ranks, before the per-video scores are taken.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.metrics.segmentation import SegmentationMetrics
+from avpretrain.metrics.segmentation import SegmentationMetrics, video_means
 from avpretrain.tasks.base import TaskModule
+
+
+def _video_number(video_id: str) -> int:
+    """A video id as a signed 64-bit number (blake2b), so ranks can gather it in a tensor."""
+    digest = hashlib.blake2b(str(video_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 class SegmentationTask(TaskModule):
     """A mask decoder on the visual patch tokens, conditioned on the audio embedding.
 
-    Batches need ``video`` [B, 3, S, S], ``audio`` [B, 1, F, T] and ``mask`` [B, S, S] (0/1,
-    from ``avpretrain.tasks.segmentation_targets``). With ``inputs="video"`` the head gets a
+    Batches need ``video`` [B, 3, S, S], ``audio`` [B, 1, F, T], ``mask`` [B, S, S] (0/1) and
+    ``video_id`` (B strings), both from ``avpretrain.tasks.segmentation_targets``. With ``inputs="video"`` the head gets a
     zero audio embedding: the visual-only baseline.
 
     Args:
@@ -69,8 +76,8 @@ class SegmentationTask(TaskModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         logits = self(batch)
         self.log(f"{stage}/loss", self._loss(logits, batch["mask"]), batch_size=len(batch["key"]))
-        # [B, 1, S, S]: each clip a video of one frame
-        self.metrics.update(torch.sigmoid(logits.float()).cpu(), batch["mask"][:, None].cpu())
+        prob = torch.sigmoid(logits.float())[:, 0]
+        self.metrics.update(prob, batch["mask"], [_video_number(v) for v in batch["video_id"]])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -79,16 +86,18 @@ class SegmentationTask(TaskModule):
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
-        ious, fs = self.metrics.ious, self.metrics.fs
+        frames = self.metrics.state()
+        video = torch.tensor(self.metrics.videos, dtype=torch.long)
         self.metrics.reset()
-        # sums and counts, so ranks with unequal numbers of clips still give the whole-set mean
-        totals = torch.tensor([sum(ious), sum(fs), len(ious)], dtype=torch.float64)
-        if self.trainer.world_size > 1:
-            totals = self.all_gather(totals.to(self.device)).reshape(-1, 3).sum(0).cpu()
-        if totals[2] == 0:
+        # every rank's frames, so a video whose frames landed on several ranks is scored whole
+        frames["scored"] = frames["scored"].astype(np.uint8)  # collectives want numbers
+        gathered = {k: self.gather_rows(torch.from_numpy(v)) for k, v in frames.items()}
+        video = self.gather_rows(video)
+        if len(video) == 0:
             return
-        self.log(f"{stage}/mIoU", float(totals[0] / totals[2]), rank_zero_only=True)
-        self.log(f"{stage}/F", float(totals[1] / totals[2]), rank_zero_only=True)
+        scores = video_means(video.tolist(), **{k: v.numpy() for k, v in gathered.items()})
+        self.log(f"{stage}/mIoU", scores["mIoU"], rank_zero_only=True)
+        self.log(f"{stage}/F", scores["F"], rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")

@@ -1,10 +1,12 @@
 """Segmentation targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
 
-Each function returns ``{"mask": [S, S] float32}`` (1 = sounding object) for the one frame the
-loader chose, transformed exactly like the evaluation frame: the short side resized to
-``frame_size`` (nearest-exact, i.e. pixel centres, as PIL's nearest), then the centre crop
-(torchvision's rounding). Use them with ``frame_augment: false``: a random crop or flip of the
-training frame would not be applied to the mask.
+Each function returns ``{"mask": [S, S] float32, "video_id": str}``: the mask (1 = sounding
+object) of the one frame the loader chose and the clip's ``video_id`` (its JSON), by which the
+task groups frames into videos for AVSBench's per-video scores. The mask is transformed
+exactly like the evaluation frame: the short side resized to ``frame_size`` (nearest-exact,
+i.e. pixel centres, as PIL's nearest), then the centre crop (torchvision's rounding). Use
+them with ``frame_augment: false``: a random crop or flip of the training frame would not be
+applied to the mask.
 
 Two sources:
 
@@ -48,6 +50,15 @@ def _member(sample: dict[str, Any], name: str) -> bytes:
     return sample[name]
 
 
+def _video_id(sample: dict[str, Any], meta: dict[str, Any]) -> str:
+    if not meta.get("video_id"):
+        raise ValueError(
+            f"{sample.get('__key__')} ({sample.get('__url__')}): its JSON has no video_id, which "
+            f"groups the frames of a video for the per-video scores"
+        )
+    return str(meta["video_id"])
+
+
 def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
     """Mask of the on-screen objects heard at the chosen frame, from the synthetic ``gt.npz``.
 
@@ -57,7 +68,7 @@ def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) 
         opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
 
     Returns:
-        ``{"mask": [S, S] float32}``.
+        ``{"mask": [S, S] float32, "video_id": str}``.
     """
     idx = single_frame_index(sample, "segmentation")
     with np.load(io.BytesIO(_member(sample, GT_EXT))) as gt:
@@ -70,7 +81,7 @@ def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) 
         if o["sounding"] and o["on_screen"] and o["audio_on"][second_of(t, len(o["audio_on"]))]
     ]
     mask = torch.from_numpy(np.isin(masks[idx], heard))
-    return {"mask": mask_transform(mask, opts.frame_size)}
+    return {"mask": mask_transform(mask, opts.frame_size), "video_id": _video_id(sample, meta)}
 
 
 def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
@@ -79,11 +90,11 @@ def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) ->
     Args:
         sample: raw members with ``mNN.png`` for the chosen frame, ``__frames__`` and
             ``__frame_indices__``.
-        meta: the clip's JSON (unused; part of the targets signature).
+        meta: the clip's JSON (its ``video_id``: the AVSBench video).
         opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
 
     Returns:
-        ``{"mask": [S, S] float32}``.
+        ``{"mask": [S, S] float32, "video_id": str}``.
     """
     key = sample.get("__key__")
     name = f"m{single_frame_index(sample, 'segmentation'):02d}.png"
@@ -97,4 +108,5 @@ def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) ->
         raise ValueError(f"{key}: could not decode {name} or its frame: {err}") from err
     if mask.shape != frame_hw:
         raise ValueError(f"{key}: {name} is {mask.shape} pixels, its frame {frame_hw}")
-    return {"mask": mask_transform(torch.from_numpy(mask.copy()), opts.frame_size)}
+    mask_t = mask_transform(torch.from_numpy(mask.copy()), opts.frame_size)
+    return {"mask": mask_t, "video_id": _video_id(sample, meta)}

@@ -97,10 +97,68 @@ def test_f_score_curve_matches_official_loop():
 def test_accumulator_means_over_videos():
     metric = SegmentationMetrics()
     gt = np.array([[[1, 0, 1, 0]], [[0, 0, 0, 0]]])
-    video = np.stack([PROBS[0], PROBS[0]])
-    metric.update(np.stack([video, gt.astype(float)]), np.stack([gt, gt]))
+    # frames in two batches, the second video's between the first's
+    metric.update(np.stack([PROBS[0], gt[0].astype(float)]), gt[[0, 0]], ["v0", "v1"])
+    metric.update(np.stack([gt[1].astype(float), PROBS[0]]), gt[[1, 1]], ["v1", "v0"])
     out = metric.compute()
     # video 0, frame 0: pred {0, 1} vs gt {0, 2} -> 1/3; frame 1 (empty gt): TN 2 of 4
     v0_iou = (1 / 3 + 0.5) / 2
     assert out["mIoU"] == pytest.approx((v0_iou + 1.0) / 2, rel=1e-6)
     assert out["F"] == pytest.approx((0.8125 + 1.0) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="2 video ids for 1 frames"):
+        metric.update(PROBS, gt[:1], ["a", "b"])
+
+
+def _official_mask_iou(logits: torch.Tensor, gt: torch.Tensor, eps: float = 1e-7) -> float:
+    """AVSBench ``mask_iou`` for one video's frames [N, H, W], transcribed."""
+    n = logits.size(0)
+    pred = (torch.sigmoid(logits) > 0.5).int()
+    num_pixels = pred.size(-1) * pred.size(-2)
+    no_obj_flag = gt.sum(dim=(1, 2)) == 0
+    inter = (pred * gt).sum(dim=(1, 2))
+    union = torch.max(pred, gt).sum(dim=(1, 2))
+    inter_no_obj = ((1 - gt) * (1 - pred)).sum(dim=(1, 2))
+    inter[no_obj_flag] = inter_no_obj[no_obj_flag]
+    union[no_obj_flag] = num_pixels
+    return float(torch.sum(inter / (union + eps)) / n)
+
+
+def _official_fmeasure(logits: torch.Tensor, gt: torch.Tensor) -> float:
+    """AVSBench ``Eval_Fmeasure`` for one video's frames [N, H, W], transcribed."""
+    pred = torch.sigmoid(logits)
+    avg_f, img_num, score = 0.0, 0, torch.zeros(255)
+    for img_id in range(pred.size(0)):
+        if torch.mean(gt[img_id]) == 0.0:
+            continue
+        avg_f += _official_curve(pred[img_id], gt[img_id])
+        img_num += 1
+        score = avg_f / img_num
+    return score.max().item()
+
+
+def test_frames_grouped_by_video_match_the_official_per_video_loop():
+    gen = torch.Generator().manual_seed(3)
+    # 3 videos of 5 frames (a test-batch-1 call each in test.py): video 1 has two empty
+    # frames, video 2 only empty ones (its F is 0 and still counts)
+    logits = torch.randn(3, 5, 12, 12, generator=gen) * 2
+    gt = (torch.rand(3, 5, 12, 12, generator=gen) > 0.6).float()  # as AVSBench loads masks
+    gt[1, [1, 3]] = 0
+    gt[2] = 0
+    logits[2, :2] = -5  # two frames predicted empty on empty ground truth: IoU near 1
+    miou = np.mean([_official_mask_iou(logits[v], gt[v]) for v in range(3)])
+    fscore = np.mean([_official_fmeasure(logits[v], gt[v]) for v in range(3)])
+    # frames arrive shuffled over batches of 4, as a shuffled loader with one frame per clip
+    order = torch.randperm(15, generator=gen)
+    frames, masks = logits.reshape(15, 12, 12)[order], gt.reshape(15, 12, 12)[order]
+    videos = [f"video{int(i) // 5}" for i in order]
+    metric = SegmentationMetrics(from_logits=True)
+    for start in range(0, 15, 4):
+        stop = start + 4
+        metric.update(frames[start:stop], masks[start:stop], videos[start:stop])
+    out = metric.compute()
+    assert out["mIoU"] == pytest.approx(miou, rel=1e-5)
+    assert out["F"] == pytest.approx(fscore, rel=1e-5)
+    # per-frame scoring (each frame its own video) gives a different F here
+    alone = SegmentationMetrics(from_logits=True)
+    alone.update(frames, masks, [str(i) for i in range(15)])
+    assert abs(alone.compute()["F"] - fscore) > 1e-3

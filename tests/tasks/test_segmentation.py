@@ -73,14 +73,18 @@ def test_png_targets_read_the_chosen_frames_mask():
         "m00.png": _png(masks[0]),
         "m01.png": _png(masks[1]),
     }
-    got = png_mask_targets(sample, {}, SimpleNamespace(frame_size=10))["mask"]
-    np.testing.assert_array_equal(got.numpy(), pil_nearest(masks[1] // 255, 10))
+    meta, opts = {"video_id": "vid"}, SimpleNamespace(frame_size=10)
+    got = png_mask_targets(sample, meta, opts)
+    np.testing.assert_array_equal(got["mask"].numpy(), pil_nearest(masks[1] // 255, 10))
+    assert got["video_id"] == "vid"  # frames are grouped into videos by it
+    with pytest.raises(ValueError, match="v0 .*no video_id"):
+        png_mask_targets(sample, {}, opts)
     sample.pop("m01.png")
     with pytest.raises(ValueError, match="no m01.png member"):
-        png_mask_targets(sample, {}, SimpleNamespace(frame_size=10))
+        png_mask_targets(sample, meta, opts)
     sample["m01.png"] = _png(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="its frame"):
-        png_mask_targets(sample, {}, SimpleNamespace(frame_size=10))
+        png_mask_targets(sample, meta, opts)
 
 
 # 48 px from a 2 x 2 grid: the four x2 stages give 32, resized to the frame
@@ -118,15 +122,21 @@ def test_bce_training_through_cli_logs_whole_set_miou_and_f(tiny_world, tmp_path
     rows = logged_rows(tmp_path / "run")
     scores = [(float(r["val/mIoU"]), float(r["val/F"])) for r in rows if r.get("val/mIoU")]
     assert len(scores) == 1 and all(0.0 <= v <= 1.0 for pair in scores for v in pair)
-    # the logged values are the mean over every val clip of the per-clip (one-frame video) scores
+    # the logged values: each clip's frame grouped by the batch's video_id (the synthetic world
+    # has one clip per video), per-video scores averaged
     model = cli.model.eval()
-    ious, fs = [], []
+    probs, masks, videos = [], [], []
     with torch.no_grad():
         for batch in cli.datamodule.val_dataloader():
-            prob = torch.sigmoid(model(batch))[:, 0]
-            for p, m in zip(prob, batch["mask"], strict=True):
-                ious.append(mask_iou(p[None], m[None]))
-                fs.append(f_score(p[None], m[None]))
-    assert len(ious) == 8
+            probs.append(torch.sigmoid(model(batch))[:, 0])
+            masks.append(batch["mask"])
+            videos += batch["video_id"]
+    assert len(videos) == 8
+    prob, mask = torch.cat(probs), torch.cat(masks)
+    ious, fs = [], []
+    for video in dict.fromkeys(videos):
+        rows = [i for i, v in enumerate(videos) if v == video]
+        ious.append(mask_iou(prob[rows], mask[rows]))
+        fs.append(f_score(prob[rows], mask[rows]))
     assert scores[-1][0] == pytest.approx(np.mean(ious), abs=1e-5)
     assert scores[-1][1] == pytest.approx(np.mean(fs), abs=1e-5)
