@@ -3,7 +3,9 @@
 An offline run keeps everything in ``run-<id>.wandb``, a LevelDB-style log of protobuf
 ``Record`` messages (7-byte file header, 32 KiB blocks, each chunk with a 7-byte header of
 CRC-32C, length and type). wandb's own Python reader for it was dropped when its core moved
-to Go, so this small reader lets tests and ablation reports check what a run logged.
+to Go, so this small reader lets tests and ablation reports check what a run logged. As
+LevelDB's reader does, a zero header skips the rest of its block (a zero-filled block end does
+not end the log), and a last chunk cut off by a run still writing is left out.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ def _payloads(data: bytes) -> list[bytes]:
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if kind == 0 or length > left - _HEADER:
+            # zero padding (LevelDB's zero type) or no chunk: the block's records end here
+            pos += left
+            continue
+        if pos + _HEADER + length > len(data):
+            break  # a chunk still being written
         pos += _HEADER
-        if kind == 0 and length == 0:
-            break
         chunk = data[pos : pos + length]
         pos += length
         if kind == _FULL:
