@@ -234,7 +234,7 @@ class SegmentationMetrics:
         self.scored.append(scored)
 
     def state(self) -> dict[str, np.ndarray]:
-        """The frames seen: ``iou`` [N], ``curve`` [N, 255], ``scored`` [N] (video order kept)."""
+        """The frames seen: ``iou`` [N], ``curve`` [N, 255], ``scored`` [N]; row i is ``videos[i]``."""
         if not self.ious:
             return {
                 "iou": np.zeros(0),
