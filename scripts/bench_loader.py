@@ -44,7 +44,7 @@ from avpretrain.data.audio import FbankConfig, fbank, resample
 from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline, read_tar_samples
 from avpretrain.data.samples import SampleOptions
 from avpretrain.data.schema import encode_sample, make_meta
-from avpretrain.data.shards import shard_name, write_index, write_shard
+from avpretrain.data.shards import read_raw_samples, shard_name, write_index, write_shard
 from avpretrain.data.video import frame_transform
 
 SECONDS, RATE, FRAMES = 10.0, 16000, 10
@@ -133,6 +133,15 @@ def naive_sample(path: Path, cfg: FbankConfig, generator: torch.Generator) -> di
     return {"audio": fbank(audio, cfg), "video": video}
 
 
+def audio_bytes(folder: Path) -> int:
+    """Bytes of the audio members (``flac`` or ``pcm16``) in the shards of ``folder``."""
+    return sum(
+        len(sample.get("flac", sample.get("pcm16", b"")))
+        for shard in sorted(folder.glob("*.tar"))
+        for sample in read_raw_samples(shard)
+    )
+
+
 def one(_: object) -> int:
     """Samples in an item that is a single sample."""
     return 1
@@ -210,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             sizes[codec] = sum(p.stat().st_size for p in (root / codec).glob("*.tar"))
         write_mp4(root / "naive.mp4")
         kib = {c: v / args.clips / 1024 for c, v in sizes.items()}
+        audio = {c: audio_bytes(root / c) for c in ("flac", "pcm")}
         print(
             f"{args.clips} clips of {SECONDS:g} s; KiB per clip: flac {kib['flac']:.0f}, "
-            f"pcm {kib['pcm']:.0f} (pcm / flac shards: {sizes['pcm'] / sizes['flac']:.2f}); "
-            f"1 torch thread, {args.seconds:g} s per mode"
+            f"pcm {kib['pcm']:.0f}; pcm / flac: shards {sizes['pcm'] / sizes['flac']:.2f}, "
+            f"audio members {audio['pcm'] / audio['flac']:.2f}; "
+            f"1 torch thread, {args.seconds:g} CPU s per mode"
         )
         if args.profile:
             items, count = mode_items(root, args.profile)
