@@ -91,7 +91,7 @@ def separation(task: SeparationTask, train: list, val: list, steps: int, scored:
         loss.backward()
         opt.step()
     task.eval()
-    result: dict = {"loss": round(float(loss), 4)}
+    result: dict = {"loss": round(float(loss.detach()), 4)}
     with torch.no_grad():
         outs = [task(b) for b in val if len(b["key"]) >= 2]
     masks = torch.cat([torch.sigmoid(o["logits"]) for o in outs])
@@ -118,7 +118,7 @@ def main() -> None:
     p.add_argument("--world", required=True, type=Path)
     p.add_argument("--encoders", required=True)
     p.add_argument("--recipe", default="tasks/separation/synth.yaml")
-    p.add_argument("--set", nargs="*", default=[], help="model init_args overrides, key=yaml")
+    p.add_argument("--set", nargs="*", default=[], help="model init_args overrides, dotted.key=yaml")
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--train-batches", type=int, default=32)
     p.add_argument("--steps", type=int, default=100)
@@ -130,7 +130,11 @@ def main() -> None:
     cfg = yaml.safe_load(resolve_recipe(args.recipe).read_text())
     for item in args.set:
         key, value = item.split("=", 1)
-        cfg["model"]["init_args"][key] = yaml.safe_load(value)
+        *path, last = key.split(".")
+        node = cfg["model"]["init_args"]
+        for part in path:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
     torch.manual_seed(args.seed)
     train, val = cached_batches(cfg, args.world, args.classes, args.train_batches)
     for run in args.runs:
