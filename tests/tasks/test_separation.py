@@ -161,7 +161,8 @@ def test_object_targets_give_the_objects_source_and_frame(tiny_world):
         out["sep_source"], want[eligible[0], start : start + 16383], atol=1e-5
     )
     others = want.sum(0) - want[eligible[0]]
-    np.testing.assert_allclose(out["sep_rest"], others[start : start + 16383], atol=1e-5)
+    # a sum of resampled sources against the resampled sum: float32 rounding of a few sources
+    np.testing.assert_allclose(out["sep_rest"], others[start : start + 16383], atol=5e-5)
     # the clip's audio is the sum of its sources (up to FLAC quantisation)
     np.testing.assert_allclose(out["sep_wave"], want.sum(0)[start : start + 16383], atol=2e-3)
     alone = torch.from_numpy(gt["masks"][idx] == gt["source_object"][eligible[0]] + 1)
