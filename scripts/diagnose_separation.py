@@ -118,7 +118,9 @@ def main() -> None:
     p.add_argument("--world", required=True, type=Path)
     p.add_argument("--encoders", required=True)
     p.add_argument("--recipe", default="tasks/separation/synth.yaml")
-    p.add_argument("--set", nargs="*", default=[], help="model init_args overrides, dotted.key=yaml")
+    p.add_argument(
+        "--set", nargs="*", default=[], help="model init_args overrides, dotted.key=yaml"
+    )
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--train-batches", type=int, default=32)
     p.add_argument("--steps", type=int, default=100)

@@ -100,7 +100,10 @@ def test_uncurated_only_grid_needs_no_scores(tmp_path):
         ({"axes": {"scale": [1.5]}}, "fraction must be in (0, 1]"),
         ({"axes": {"scale": [4], "curated": [True], "threshold": [0.5]}}, "axes.criteria"),
         ({"axes": {"scale": [4], "size": [1]}}, "unknown axes ['size']"),
-        ({"pretrain": {"recipe": "nope.yaml", "budget": {"max_steps": 1}}}, "recipe: recipe 'nope.yaml': no such file"),
+        (
+            {"pretrain": {"recipe": "nope.yaml", "budget": {"max_steps": 1}}},
+            "recipe: recipe 'nope.yaml': no such file",
+        ),
         (
             {"pretrain": {"recipe": "configs/pretrain/tiny.yaml", "budget": {"steps": 1}}},
             "pretrain.budget",
