@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import time
 from dataclasses import asdict
 from datetime import timedelta
@@ -80,6 +81,7 @@ def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, A
         check_val_every_n_epoch=None,
         limit_val_batches=0,
         enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer["logger"]["init_args"]["save_dir"] = str(run_dir)
     for callback in trainer["callbacks"]:
@@ -174,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     args = _parse(argv or [])
+    # the demo prints its own summary: Lightning's device, seed and summary lines are noise here
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(args.out)
     world, run_dir = out / "world", out / "run"
     synth = SynthConfig(
