@@ -21,6 +21,8 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -169,16 +171,33 @@ def _world(world: Path, synth: SynthConfig) -> str:
     )
 
 
+@contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    """Lightning's device, seed and summary lines are noise beside the demo's own summary; keep
+    them at WARNING for the demo only (the process's loggers are restored afterwards)."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0."""
+    with _lightning_quiet():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     from avpretrain.lightning_cli import run_lightning_cli
     from avpretrain.training.figures import reconstruction_figure
 
     start = time.perf_counter()
     args = _parse(argv or [])
-    # the demo prints its own summary: Lightning's device, seed and summary lines are noise here
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(args.out)
     world, run_dir = out / "world", out / "run"
     synth = SynthConfig(
