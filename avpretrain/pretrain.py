@@ -84,6 +84,8 @@ class AVMAEPretrain(pl.LightningModule):
         }
         if self.model.contrastive_weight > 0:
             values[f"{prefix}/loss_contrastive"] = out.loss_contrastive
+        if self.model.audio_view_weight > 0:
+            values[f"{prefix}/loss_audio_view"] = out.loss_audio_view
         self.log_dict(
             values,
             on_step=on_step,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 import torch
 from torch import Tensor, nn
 
+from avpretrain.models.audio_views import shifted_view
 from avpretrain.models.decoder import MAEDecoder
 from avpretrain.models.losses import denormalize_prediction, info_nce, masked_mse
 from avpretrain.models.masking import (
@@ -31,10 +32,13 @@ class AVMAEOutput:
     """What one :meth:`AVMAE.forward` returns.
 
     Attributes:
-        loss: 0-dim total, ``w_a * loss_audio + w_v * loss_video + w_c * loss_contrastive``.
+        loss: 0-dim total, ``w_a * loss_audio + w_v * loss_video + w_c * loss_contrastive
+            + w_view * loss_audio_view``.
         loss_audio: 0-dim masked MSE of the audio patches.
         loss_video: 0-dim masked MSE of the video patches.
         loss_contrastive: 0-dim InfoNCE (0 when disabled).
+        loss_audio_view: 0-dim InfoNCE between two views of each clip's audio (0 when
+            disabled).
         pred_audio: [B, Na, Pa] predicted audio patches (normalised space with norm_pix_loss).
         pred_video: [B, Nv, Pv] predicted video patches.
         mask_audio: [B, Na], 1 for masked patches.
@@ -45,6 +49,7 @@ class AVMAEOutput:
     loss_audio: Tensor
     loss_video: Tensor
     loss_contrastive: Tensor
+    loss_audio_view: Tensor
     pred_audio: Tensor
     pred_video: Tensor
     mask_audio: Tensor
@@ -84,6 +89,12 @@ class AVMAE(nn.Module):
             of the reconstruction pass) or ``"full"`` (a second, unmasked encoder pass): with few
             patches (the tiny CPU recipe has 16 per frame, 4 of them visible) the masked pair
             often misses the sounding object, and the unmasked one learns far faster.
+        audio_view_weight: weight of the within-audio InfoNCE between two random views of each
+            clip's spectrogram (:func:`~avpretrain.models.audio_views.shifted_view`: a mel-axis
+            shift and a time roll); 0 disables. It makes the audio embedding ignore pitch and
+            timing, which the tiny CPU recipe needs to name sounds within minutes.
+        audio_view_shift: largest mel-bin shift of a view.
+        audio_view_tau: temperature of that InfoNCE.
         cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
             importing its weights needs ``False``.
         audio_pool: how the audio embedding pools the tokens: ``"mean"`` (ours), ``"cls"`` or
@@ -113,6 +124,9 @@ class AVMAE(nn.Module):
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
         contrastive_input: str = "masked",
+        audio_view_weight: float = 0.0,
+        audio_view_shift: int = 12,
+        audio_view_tau: float = 0.1,
         cls_token: bool = True,
         audio_pool: str = "mean",
         video_pool: str = "mean",
@@ -151,6 +165,13 @@ class AVMAE(nn.Module):
                 f"contrastive_input must be one of {CONTRASTIVE_INPUTS}, got {contrastive_input!r}"
             )
         self.contrastive_input = contrastive_input
+        if audio_view_weight > 0 and not 0 <= audio_view_shift < audio_shape[0]:
+            raise ValueError(
+                f"audio_view_shift must be in [0, {audio_shape[0]}) mel bins, got {audio_view_shift}"
+            )
+        self.audio_view_weight = audio_view_weight
+        self.audio_view_shift = audio_view_shift
+        self.audio_view_tau = audio_view_tau
         # all-gather contrastive negatives across ranks; off only for single-process analysis
         # such as FLOP counting on the meta device, where collectives cannot run
         self.gather_negatives = True
@@ -269,12 +290,27 @@ class AVMAE(nn.Module):
             loss_c = info_nce(emb_a, emb_v, self.contrastive_tau, gather=self.gather_negatives)
         else:
             loss_c = torch.zeros((), device=loss_a.device)
+        if self.audio_view_weight > 0:
+            loss_view = self._audio_view_loss(audio, generator)
+        else:
+            loss_view = torch.zeros((), device=loss_a.device)
         loss = (
             self.weight_audio * loss_a
             + self.weight_video * loss_v
             + self.contrastive_weight * loss_c
+            + self.audio_view_weight * loss_view
         )
-        return AVMAEOutput(loss, loss_a, loss_v, loss_c, pred_a, pred_v, mask_a, mask_v)
+        return AVMAEOutput(loss, loss_a, loss_v, loss_c, loss_view, pred_a, pred_v, mask_a, mask_v)
+
+    def _audio_view_loss(self, audio: Tensor, generator: torch.Generator | None) -> Tensor:
+        """InfoNCE between the pooled, unmasked embeddings of two views of ``audio`` [B, 1, F, T]
+        (through the fusion layers on their own, as the contrastive pair)."""
+        embeddings = []
+        for _ in range(2):
+            view = shifted_view(audio, self.audio_view_shift, generator)
+            tokens, _ = self._fuse(self.audio_encoder.forward_features(view), None)
+            embeddings.append(pool_patch_tokens(tokens, self.audio_encoder.num_prefix_tokens))
+        return info_nce(*embeddings, self.audio_view_tau, gather=self.gather_negatives)
 
     @torch.no_grad()
     def reconstruct(self, audio: Tensor, video: Tensor, out: AVMAEOutput) -> dict[str, Tensor]:

@@ -186,3 +186,33 @@ def test_full_contrastive_input_pools_every_patch_whatever_the_mask():
         torch.testing.assert_close(loss, expected)
     with pytest.raises(ValueError, match="contrastive_input"):
         _tiny(contrastive_input="both")
+
+
+def test_audio_view_term_is_an_infonce_between_two_views(monkeypatch):
+    import avpretrain.models.avmae as avmae_module
+    from avpretrain.models.losses import info_nce
+
+    audio, video = _batch(b=4)
+    model = _tiny(audio_view_weight=0.5, audio_view_shift=4, audio_view_tau=0.2).eval()
+    plain = _tiny().eval()
+    # known views in place of the random ones, so the term can be replayed by hand
+    views = [audio.flip(-1), audio.roll(3, dims=-2)]
+    calls = []
+
+    def fake_view(x, max_shift, generator=None):
+        assert max_shift == 4 and torch.equal(x, audio)
+        calls.append(max_shift)
+        return views[len(calls) - 1]
+
+    monkeypatch.setattr(avmae_module, "shifted_view", fake_view)
+    with torch.no_grad():
+        out = model(audio, video, generator=torch.Generator().manual_seed(0))
+        base = plain(audio, video, generator=torch.Generator().manual_seed(0))
+        emb = [model.encode(audio=v)["audio_embedding"] for v in views]
+    assert len(calls) == 2
+    torch.testing.assert_close(out.loss_audio_view, info_nce(emb[0], emb[1], 0.2))
+    assert base.loss_audio_view.item() == 0.0  # disabled by default
+    torch.testing.assert_close(out.loss_audio, base.loss_audio)  # same weights, same masks
+    torch.testing.assert_close(out.loss, base.loss + 0.5 * out.loss_audio_view)
+    with pytest.raises(ValueError, match="audio_view_shift"):
+        _tiny(audio_view_weight=1.0, audio_view_shift=AUDIO_SHAPE[0])
