@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
@@ -47,8 +48,11 @@ def _quiet_framework() -> None:
 
 
 def resolve_config_args(args: list[str]) -> list[str]:
-    """``--config NAME`` (or ``--config=NAME``, ``-c NAME``) with packaged recipe names turned
-    into their files (:func:`avpretrain.recipes.resolve_recipe`); existing paths stay as given."""
+    """``--config NAME`` (or ``--config=NAME``, ``-c NAME``) with recipe names resolved.
+
+    Packaged recipe names are turned into their files (:func:`avpretrain.recipes.resolve_recipe`);
+    existing paths stay as given.
+    """
     out = list(args)
     for i, arg in enumerate(out):
         flag, eq, value = arg.partition("=")
@@ -61,8 +65,10 @@ def resolve_config_args(args: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _as_command_line(args: list[str]) -> Iterator[None]:
-    """``sys.argv`` holding ``args``, as LightningCLI reads a command line (DDP's launcher
-    restarts the script with the same ``sys.argv``, resolved recipe paths included)."""
+    """``sys.argv`` holding ``args``, as LightningCLI reads a command line.
+
+    DDP's launcher restarts the script with the same ``sys.argv``, resolved recipe paths included.
+    """
     saved = sys.argv
     sys.argv = [saved[0] if saved else "avpretrain", *args]
     try:
@@ -72,9 +78,11 @@ def _as_command_line(args: list[str]) -> Iterator[None]:
 
 
 class _CLI(LightningCLI):
-    """Stock LightningCLI; Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``,
-    which wandb >= 0.19 warns about on every run, so the unset setting is dropped here. A
-    ``--ckpt_path`` that is no Lightning checkpoint is refused before the run (``check_ckpt_path``).
+    """Stock LightningCLI, without wandb's ``anonymous`` warning, checking ``--ckpt_path``.
+
+    Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which wandb >= 0.19 warns
+    about on every run, so the unset setting is dropped here. A ``--ckpt_path`` that is no Lightning
+    checkpoint is refused before the run (``check_ckpt_path``).
     """
 
     def _check_ckpt_path(self) -> None:
@@ -82,7 +90,7 @@ class _CLI(LightningCLI):
 
     before_fit = before_validate = before_test = before_predict = _check_ckpt_path
 
-    def instantiate_trainer(self, **kwargs) -> Trainer:
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:

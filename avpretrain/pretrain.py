@@ -11,7 +11,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from avpretrain.models import AVMAE
+from avpretrain.models import AVMAE, AVMAEOutput
 from avpretrain.models.weights import import_weights as load_external_weights
 from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import scaled_lr, warmup_cosine
@@ -66,17 +66,21 @@ class AVMAEPretrain(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the model's constructor arguments travel with the weights (see avpretrain.export)
+        """Store the model's constructor config (``avmae_config``) with the weights."""
         checkpoint["avmae_config"] = self.model.config
 
     def setup(self, stage: str) -> None:
+        """Compile the model for ``fit`` when ``compile`` is set."""
         if self.hparams.compile and stage == "fit":
             self.model.compile()
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor, generator=None):
+    def forward(
+        self, audio: torch.Tensor, video: torch.Tensor, generator: torch.Generator | None = None
+    ) -> AVMAEOutput:
         """Masked reconstruction of ``audio [B, 1, F, T]`` and ``video [B, 3, H, W]``."""
         return self.model(audio, video, generator=generator)
 
-    def _log_losses(self, out, prefix: str, batch_size: int, on_step: bool) -> None:
+    def _log_losses(self, out: AVMAEOutput, prefix: str, batch_size: int, on_step: bool) -> None:
         values = {
             f"{prefix}/loss": out.loss,
             f"{prefix}/loss_audio": out.loss_audio,
@@ -96,12 +100,14 @@ class AVMAEPretrain(pl.LightningModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Loss of one batch; logs the loss terms and the learning rate."""
         out = self(batch["audio"], batch["video"])
         self._log_losses(out, "train", batch["audio"].shape[0], on_step=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return out.loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Loss of one batch with seeded masks (``val_seed + batch_idx``), logged per epoch."""
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.hparams.val_seed + batch_idx)
         out = self(batch["audio"], batch["video"], generator=generator)
@@ -125,6 +131,7 @@ class AVMAEPretrain(pl.LightningModule):
         )
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW or Adam over the weight-decay groups; linear warmup then cosine, per step."""
         hp = self.hparams
         groups = param_groups(self.model, hp.weight_decay)
         opt_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam

@@ -24,6 +24,7 @@ def extract_embeddings(
         model: an AVMAE (``model.encode(audio, video)`` returns ``audio_embedding`` and
             ``video_embedding``, each [B, D]).
         batches: batches with ``audio``, ``video`` and ``label`` [B].
+        device: where the model runs; the batches are moved there.
 
     Returns:
         features [N, Da + Dv] and labels [N].
@@ -49,8 +50,10 @@ def linear_probe(
     """Top-1 accuracy on the test set of a logistic regression fit on the training set.
 
     Args:
-        train_x: [N, D] features; train_y: [N] class indices.
-        test_x: [M, D] features; test_y: [M] class indices.
+        train_x: [N, D] features.
+        train_y: [N] class indices.
+        test_x: [M, D] features.
+        test_y: [M] class indices.
         num_classes: number of classes C.
         weight_decay: L2 penalty on the weights.
         max_iter: L-BFGS iterations.

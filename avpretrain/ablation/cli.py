@@ -1,11 +1,11 @@
-"""``avpretrain ablate``: the curation and scaling ablation grid, on one machine or a cluster.
+r"""``avpretrain ablate``: the curation and scaling ablation grid, on one machine or a cluster.
 
 Examples::
 
     avpretrain ablate --grid configs/ablate/tiny.yaml            # every point, then the summary
     avpretrain ablate --grid configs/ablate/tiny.yaml --list     # the points and their indices
     avpretrain ablate --grid G.yaml --index 3                    # one point (a SLURM array task)
-    avpretrain ablate --grid G.yaml --run-one --scale 10000 --curated true --threshold 0.5 \\
+    avpretrain ablate --grid G.yaml --run-one --scale 10000 --curated true --threshold 0.5 \
         --criteria instance+temporal                             # one point by its axis values
     avpretrain ablate --grid G.yaml --emit-sweep cluster/        # W&B sweep + SLURM array script
     avpretrain ablate --grid G.yaml --collect                    # table + plot of finished points

@@ -148,8 +148,11 @@ def _require(mapping: dict[str, Any], key: str, where: str, path: Path) -> Any:
 
 
 def resolve_path(value: str | Path, path: Path, key: str) -> Path:
-    """A recipe from the grid: a file as given (relative to the working directory), else a
-    packaged recipe (``pretrain/tiny``, ``tasks/retrieval/synth.yaml``, ``configs/...``)."""
+    """A recipe from the grid: a file path or a packaged recipe name.
+
+    A file as given (relative to the working directory), else a packaged recipe (``pretrain/tiny``,
+    ``tasks/retrieval/synth.yaml``, ``configs/...``).
+    """
     try:
         return resolve_recipe(value).resolve()
     except RecipeNotFoundError as err:

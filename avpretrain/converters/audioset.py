@@ -147,6 +147,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-audioset``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-audioset",
         description="AudioSet segment CSV -> multi-label JSON Lines manifest for "
@@ -175,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-audioset``; 0 on success, 1 if no clip was written, 2 on bad
-    input."""
+    """Run ``avpretrain convert-audioset``.
+
+    Returns 0 on success, 1 if no clip was written, 2 on bad input.
+    """
     return run_converter(
         "convert-audioset",
         build_parser(),

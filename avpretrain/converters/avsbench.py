@@ -230,6 +230,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-avsbench``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-avsbench",
         description="AVSBench S4 / MS3 frames, masks and wavs -> segmentation shards "
@@ -249,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-avsbench``; 0 on success, 1 if no clip was written, 2 on bad
-    input."""
+    """Run ``avpretrain convert-avsbench``.
+
+    Returns 0 on success, 1 if no clip was written, 2 on bad input.
+    """
     return run_converter(
         "convert-avsbench",
         build_parser(),

@@ -196,6 +196,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-avsd``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-avsd",
         description="AVSD dialog JSON -> JSON Lines manifest for `avpretrain ingest`.",

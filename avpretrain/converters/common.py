@@ -88,7 +88,7 @@ def check_complete(path: str | Path, lines: int) -> None:
 def read_table(
     path: str | Path, columns: Iterable[str], expected: str, delimiter: str = ","
 ) -> list[tuple[str, dict[str, str]]]:
-    """``(file:line, row)`` pairs of a CSV with a header row, in file order.
+    r"""``(file:line, row)`` pairs of a CSV with a header row, in file order.
 
     Every row must have as many fields as the header (blank lines are skipped) and the file must
     end with a line break (:func:`check_complete`), so a truncated or malformed row is an error

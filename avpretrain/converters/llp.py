@@ -198,6 +198,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-llp``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-llp",
         description="LLP annotation CSVs -> JSON Lines manifest for `avpretrain ingest`.",

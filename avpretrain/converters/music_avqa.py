@@ -1,8 +1,8 @@
-"""MUSIC-AVQA question files -> an ``avpretrain ingest`` manifest, and the official vocabularies.
+r"""MUSIC-AVQA question files -> an ``avpretrain ingest`` manifest, and the official vocabularies.
 
 Reads GeWu-Lab/MUSIC-AVQA ``data/json/avqa-{train,val,test}.json``: a JSON list of records
-``{"video_id", "question_id", "type": "[\\"Audio\\", \\"Counting\\"]", "question_content":
-"Is the <Object> in the video always playing?", "templ_values": "[\\"ukulele\\"]",
+``{"video_id", "question_id", "type": "[\"Audio\", \"Counting\"]", "question_content":
+"Is the <Object> in the video always playing?", "templ_values": "[\"ukulele\"]",
 "question_deleted", "anser"}`` - ``type`` and ``templ_values`` are strings holding a list, and
 the answer key is spelled ``anser``.
 
@@ -168,6 +168,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-music-avqa``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-music-avqa",
         description="MUSIC-AVQA question JSON -> JSON Lines manifest for `avpretrain ingest`.",

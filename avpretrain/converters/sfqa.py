@@ -194,6 +194,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-sfqa``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-sfqa",
         description="SFQA metadata CSV (video, source_image, source_audio, visual_mos, "

@@ -1,5 +1,8 @@
-"""Writing converter-made samples straight into shards (for what ``avpretrain ingest`` cannot
-make: benchmarks released as extracted frames, or with mask images)."""
+"""Writing converter-made samples straight into shards.
+
+For what ``avpretrain ingest`` cannot make: benchmarks released as extracted frames, or with mask
+images.
+"""
 
 from __future__ import annotations
 
@@ -57,14 +60,18 @@ def write_shards(
 
 
 def safe_key(name: str) -> str:
-    """A webdataset key from a benchmark's id: characters outside ``[A-Za-z0-9_-]`` become
-    ``-`` (keys may hold neither dots nor slashes)."""
+    """A webdataset key from a benchmark's id.
+
+    Characters outside ``[A-Za-z0-9_-]`` become ``-`` (keys may hold neither dots nor slashes).
+    """
     return re.sub(r"[^A-Za-z0-9_-]", "-", name)
 
 
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """An audio file (WAV, FLAC, ...) as mono float32 [samples] at ``sample_rate``: channels
-    averaged, resampled with torchaudio when the file's rate differs."""
+    """An audio file (WAV, FLAC, ...) as mono float32 [samples] at ``sample_rate``.
+
+    Channels are averaged; the file is resampled with torchaudio when its rate differs.
+    """
     audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     mono = torch.from_numpy(audio.mean(axis=1))
     if rate != sample_rate:

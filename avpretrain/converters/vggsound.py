@@ -52,6 +52,7 @@ class VGGSoundClip:
 
     @property
     def clip_id(self) -> str:
+        """The clip's id, ``<ytid>_<start:06d>``."""
         return f"{self.ytid}_{self.start:06d}"
 
 
@@ -196,6 +197,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-vggsound``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-vggsound",
         description="VGGSound vggsound.csv -> JSON Lines manifest for `avpretrain ingest`.",
@@ -228,8 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-vggsound``; 0 on success, 1 if no clip was written, 2 on bad
-    input."""
+    """Run ``avpretrain convert-vggsound``.
+
+    Returns 0 on success, 1 if no clip was written, 2 on bad input.
+    """
     return run_converter(
         "convert-vggsound",
         build_parser(),

@@ -225,6 +225,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-vggss``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-vggss",
         description="VGG-SS vggss.json or Flickr-SoundNet Annotations/*.xml -> JSON Lines "
@@ -253,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-vggss``; 0 on success, 1 if no clip was written, 2 on bad
-    input."""
+    """Run ``avpretrain convert-vggss``.
+
+    Returns 0 on success, 1 if no clip was written, 2 on bad input.
+    """
     return run_converter(
         "convert-vggss",
         build_parser(),

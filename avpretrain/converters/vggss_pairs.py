@@ -54,8 +54,10 @@ def read_annotations(annotations: str | Path) -> list[dict[str, Any]]:
 
 
 def centre_crop(audio: np.ndarray, seconds: float | None, sample_rate: int) -> np.ndarray:
-    """The middle ``seconds`` of [samples] (all of it when shorter or ``seconds`` is None),
-    starting at ``max(duration / 2 - seconds / 2, 0)`` as EZ-VSL's ``load_spectrogram``."""
+    """The middle ``seconds`` of [samples] (all of it when shorter or ``seconds`` is None).
+
+    Starts at ``max(duration / 2 - seconds / 2, 0)``, as EZ-VSL's ``load_spectrogram``.
+    """
     if seconds is None:
         return audio
     start = max(int((len(audio) / sample_rate / 2 - seconds / 2) * sample_rate), 0)
@@ -160,6 +162,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-vggss-pairs``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-vggss-pairs",
         description="VGG-SS / Flickr-SoundNet test image + audio pairs -> localization shards "
@@ -179,8 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-vggss-pairs``; 0 on success, 1 if no pair was written, 2 on bad
-    input."""
+    """Run ``avpretrain convert-vggss-pairs``.
+
+    Returns 0 on success, 1 if no pair was written, 2 on bad input.
+    """
     return run_converter(
         "convert-vggss-pairs",
         build_parser(),

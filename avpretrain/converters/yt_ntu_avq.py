@@ -191,6 +191,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain convert-yt-ntu-avq``."""
     p = argparse.ArgumentParser(
         prog="avpretrain convert-yt-ntu-avq",
         description="YT-NTU-AVQ meta_info CSV -> JSON Lines manifest for `avpretrain ingest` "
@@ -217,8 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-yt-ntu-avq``; 0 on success, 1 if no video was found, 2 on bad
-    input."""
+    """Run ``avpretrain convert-yt-ntu-avq``.
+
+    Returns 0 on success, 1 if no video was found, 2 on bad input.
+    """
     return run_converter(
         "convert-yt-ntu-avq",
         build_parser(),

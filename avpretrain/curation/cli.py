@@ -1,8 +1,8 @@
-"""``avpretrain curate``: score every clip of a shard set, filter, write curated shards and a report.
+r"""``avpretrain curate``: score every clip of a shard set, filter, write curated shards and a report.
 
 Example::
 
-    avpretrain curate data/synth/train --out data/curated --embedder own --encoders enc.pt \\
+    avpretrain curate data/synth/train --out data/curated --embedder own --encoders enc.pt \
         --clap models/clap --clip models/clip --thresholds audio_visual=0.2,temporal=0.2 --quantile
 
 The own model scores captions too when given the text tower of a retrieval task fitted on its
@@ -278,8 +278,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _identity(kind: str, path: str | Path) -> list[Any]:
-    """How a cached score names its model: kind, resolved path and the file's mtime and size, so
-    replacing the weights at the same path invalidates the cache."""
+    """How a cached score names its model: kind, resolved path, the file's mtime and size.
+
+    Replacing the weights at the same path thus invalidates the cache.
+    """
     path = Path(path).resolve()
     stat = (path / "config.json" if path.is_dir() else path).stat()
     return [kind, str(path), stat.st_mtime_ns, stat.st_size]

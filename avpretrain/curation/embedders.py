@@ -216,6 +216,7 @@ class AVMAEEmbedder:
 
         Args:
             waveforms: B mono waveforms of equal length, or [B, T], at ``sample_rate``.
+            sample_rate: rate of ``waveforms`` in Hz.
             frames: [B, 3, H, W] uint8, one frame per clip (the task evaluates the middle one).
 
         Returns:

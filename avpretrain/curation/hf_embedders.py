@@ -31,8 +31,11 @@ def _check_dir(path: str | Path, what: str) -> Path:
 
 
 def _max_text_length(processor: Any, model: Any, reserved: int) -> int:
-    """Longest token sequence the text tower takes: the tokenizer's limit, capped by the model's
-    position table (minus ``reserved`` slots: RoBERTa's positions start after the padding id)."""
+    """Longest token sequence the text tower takes.
+
+    The tokenizer's limit, capped by the model's position table (minus ``reserved`` slots: RoBERTa's
+    positions start after the padding id).
+    """
     positions = model.config.text_config.max_position_embeddings - reserved
     return min(int(processor.tokenizer.model_max_length), positions)
 

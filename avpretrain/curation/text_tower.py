@@ -1,5 +1,6 @@
-"""The retrieval task's shared space, for the own embedder's language (and, optionally,
-instance and temporal) scores.
+r"""The retrieval task's shared space, for the own embedder's curation scores.
+
+It gives the language score and, optionally, the instance and temporal scores.
 
 The retrieval task (:class:`~avpretrain.tasks.retrieval.RetrievalTask`) matches a caption with
 the *fused* audio-visual embedding: ``text_proj(text_encoder(caption))`` against
@@ -11,7 +12,7 @@ space it was trained in.
 
 A tower file (``avpretrain-text-tower``) is written from a retrieval checkpoint::
 
-    python -m avpretrain.curation.text_tower --ckpt runs/retrieval/checkpoints/last.ckpt \\
+    python -m avpretrain.curation.text_tower --ckpt runs/retrieval/checkpoints/last.ckpt \
         --config runs/retrieval/config.yaml --out text_tower.pt
 
 ``--config`` is the YAML the task was fitted with (LightningCLI saves it beside the run as
@@ -82,8 +83,10 @@ class TextTower(nn.Module):
 
     @classmethod
     def from_head(cls, backbone: AVMAE, head: RetrievalHead) -> TextTower:
-        """The tower of a bound retrieval ``head`` with a text encoder over ``backbone``
-        (shared modules, not copies)."""
+        """The tower of a bound retrieval ``head`` with a text encoder over ``backbone``.
+
+        The modules are shared, not copied.
+        """
         if not head.has_text or head.av_proj is None:
             raise ValueError("the retrieval head has no text encoder (or is not bound)")
         projections = (head.text_proj, head.av_proj, head.audio_proj, head.video_proj)
@@ -96,6 +99,7 @@ class TextTower(nn.Module):
 
     @property
     def embed_dim(self) -> int:
+        """Width E of the shared space."""
         return self.av_proj[-1].out_features
 
     @torch.no_grad()

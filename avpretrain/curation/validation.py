@@ -116,6 +116,7 @@ class StageCheck:
 
     @property
     def met(self) -> bool:
+        """Whether ``recall_at_target`` reaches ``target``."""
         return self.recall_at_target >= self.target
 
 

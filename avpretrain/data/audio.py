@@ -109,6 +109,8 @@ def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
 
     Args:
         waveform: [..., samples] float.
+        orig_sr: rate of ``waveform`` in Hz.
+        new_sr: rate wanted in Hz.
     """
     if orig_sr == new_sr:
         return waveform
@@ -233,6 +235,7 @@ class BatchedFbank(torch.nn.Module):
         return spec.unsqueeze(1)
 
     def extra_repr(self) -> str:
+        """The fbank settings, shown in the module's ``repr``."""
         c = self.cfg
         return (
             f"sample_rate={c.sample_rate}, num_mel_bins={c.num_mel_bins}, "

@@ -44,6 +44,7 @@ def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
 
     Args:
         audio: [samples] float in [-1, 1], or int16 samples (stored as they are).
+        sample_rate: Hz, stored in the FLAC header.
     """
     samples = audio if audio.dtype == np.int16 else quantize_pcm16(audio)
     buf = io.BytesIO()
@@ -137,6 +138,7 @@ def encode_audio(audio: np.ndarray, sample_rate: int, codec: str = "flac") -> tu
     Args:
         audio: [samples] float in [-1, 1], or int16 samples.
         sample_rate: Hz (stored in the FLAC header; a PCM member's rate is the JSON's).
+        codec: ``flac`` or ``pcm``.
     """
     if codec not in AUDIO_CODECS:
         raise ValueError(f"audio codec must be one of {sorted(AUDIO_CODECS)}, got {codec!r}")

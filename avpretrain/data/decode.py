@@ -233,8 +233,11 @@ def _start_time(container: av.container.InputContainer) -> float:
 
 
 def clip_windows(duration: float, clip_seconds: float, min_seconds: float) -> list[Window]:
-    """Consecutive windows of ``clip_seconds`` over ``duration``; a tail is kept if it is at
-    least ``min_seconds`` long (it is then padded or skipped at decode time)."""
+    """Consecutive windows of ``clip_seconds`` over ``duration``.
+
+    A tail is kept if it is at least ``min_seconds`` long (it is then padded or skipped at decode
+    time).
+    """
     windows = []
     start = 0.0
     while start + min_seconds <= duration + 1e-9 and start < duration:

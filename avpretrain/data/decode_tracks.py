@@ -23,9 +23,11 @@ AUDIO_GAP_S = 0.05
 
 
 def quarter_turns(frame: av.VideoFrame, stream_metadata: Mapping[str, str]) -> int:
-    """Counter-clockwise quarter turns that show ``frame`` upright: from its display matrix, or
-    else from the stream's ``rotate`` tag (clockwise degrees, as older muxers wrote it; keys in
-    lower case)."""
+    """Counter-clockwise quarter turns that show ``frame`` upright.
+
+    From its display matrix, or else from the stream's ``rotate`` tag (clockwise degrees, as older
+    muxers wrote it; keys in lower case).
+    """
     degrees = frame.rotation
     if not degrees:
         try:
@@ -228,8 +230,10 @@ class AudioTrack:
         self._placed_end = t
 
     def gap_in(self, start: float, end: float) -> bool:
-        """Part of ``start``-``end`` seconds is silence put in for missing audio: a recorded gap,
-        or audio that starts later than ``start``."""
+        """Whether part of ``start``-``end`` seconds is silence put in for missing audio.
+
+        That is a recorded gap, or audio that starts later than ``start``.
+        """
         late_start = self.first_time is not None and self.first_time > start + AUDIO_GAP_S
         return late_start or any(lo < end and hi > start for lo, hi in self.gaps)
 

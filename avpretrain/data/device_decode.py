@@ -144,8 +144,9 @@ def decode_frame_batch(
 def decode_frames_in_batch(
     batch: dict[str, Any], size: int, device: torch.device | str
 ) -> tuple[dict[str, Any], int]:
-    """Replace ``frames_jpeg`` / ``frame_crop`` by ``video``; samples whose JPEG is broken are
-    dropped from every batch entry (logged by key).
+    """Replace ``frames_jpeg`` / ``frame_crop`` by ``video``.
+
+    Samples whose JPEG is broken are dropped from every batch entry (logged by key).
 
     Returns:
         ``(batch, dropped)``.

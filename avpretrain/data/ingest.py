@@ -1,5 +1,7 @@
-"""``avpretrain ingest``: turn video files into webdataset shards (the schema of
-:mod:`avpretrain.data.schema`), several processes at once, resumable.
+"""``avpretrain ingest``: turn video files into webdataset shards.
+
+The shards follow the schema of :mod:`avpretrain.data.schema`; several processes work at once, and a
+run is resumable.
 
 Steps: read the inputs (folder or manifest), probe each file and fix the plan
 (:mod:`avpretrain.data.ingest_plan`), write every shard of the plan that does not exist yet
@@ -79,16 +81,21 @@ def _read_log(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """Fork on Linux: workers start at once instead of re-importing webdataset and torch (about
-    a second each), and this process holds no decoder threads when the pool starts. Spawn
-    elsewhere (forking is unsafe on macOS)."""
+    """The pool's start method: fork on Linux, spawn elsewhere.
+
+    Fork on Linux: workers start at once instead of re-importing webdataset and torch (about a
+    second each), and this process holds no decoder threads when the pool starts. Spawn elsewhere
+    (forking is unsafe on macOS).
+    """
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux, have the kernel kill this worker when the ingest process
-    dies (even by SIGKILL). Orphaned workers would otherwise wait forever on their task queue,
-    holding the output folder's lock (their copy of its file descriptor) and a rerun off."""
+    """Worker initializer: on Linux, the kernel kills this worker when the ingest process dies.
+
+    This holds even for SIGKILL. Orphaned workers would otherwise wait forever on their task queue,
+    holding the output folder's lock (their copy of its file descriptor) and a rerun off.
+    """
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the prctl took effect
@@ -117,7 +124,9 @@ def _probe_all(paths: list[str], workers: int, audio_stream: int | None) -> list
         ) from err
 
 
-def _tasks(plan: dict[str, Any], out: Path, shards: list[dict[str, Any]], threads: int):
+def _tasks(
+    plan: dict[str, Any], out: Path, shards: list[dict[str, Any]], threads: int
+) -> Iterator[dict[str, Any]]:
     videos = plan["videos"]
     for shard in shards:
         parts = [({**videos[i], "index": i}, lo, hi) for i, lo, hi in shard["parts"]]
@@ -143,8 +152,10 @@ def _crashed(task: dict[str, Any]) -> dict[str, Any]:
 def _pool_results(
     tasks: deque[dict[str, Any]], workers: int, broken: list[dict[str, Any]]
 ) -> Iterator[dict[str, Any]]:
-    """Run ``tasks`` (consumed) in one pool; if a worker dies, the shards in flight go to
-    ``broken`` and the pool is given up."""
+    """Run ``tasks`` (consumed) in one pool.
+
+    If a worker dies, the shards in flight go to ``broken`` and the pool is given up.
+    """
     with _pool(workers) as pool:
         running: dict[Future, dict[str, Any]] = {}
         while tasks or running:
@@ -189,8 +200,10 @@ def _remove_stale_temporaries(out: Path, prefix: str) -> None:
 
 
 def _remove_damaged(plan: dict[str, Any], out: Path, logged: dict[str, dict[str, Any]]) -> None:
-    """Check every existing shard of the plan; delete (and unlog) those that fail the check, so
-    that they are written again."""
+    """Check every existing shard of the plan.
+
+    Those that fail the check are deleted (and unlogged), so that they are written again.
+    """
     frames = plan["config"]["frames"]
     for shard in plan["shards"]:
         path = out / shard["name"]
@@ -432,8 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain ingest``; 0 on success, 1 if some shard failed or no clip was written,
-    2 on bad arguments or inputs."""
+    """Run ``avpretrain ingest``.
+
+    Returns 0 on success, 1 if some shard failed or no clip was written, 2 on bad arguments or
+    inputs.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -99,8 +99,10 @@ def probe_task(path: str, audio_stream: int | None = None) -> dict[str, Any]:
 
 
 def changed_inputs(plan: dict[str, Any], shards: list[dict[str, Any]]) -> list[str]:
-    """Videos of ``shards`` that are gone or whose size differs from when the plan was made
-    (a shard written from them now would not match the plan or the shards written before)."""
+    """Videos of ``shards`` that are gone or whose size differs from when the plan was made.
+
+    A shard written from them now would not match the plan or the shards written before.
+    """
     changed = []
     for index in sorted({i for shard in shards for i, _, _ in shard["parts"]}):
         video = plan["videos"][index]

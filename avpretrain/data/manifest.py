@@ -43,8 +43,11 @@ logger = logging.getLogger("avpretrain.ingest")
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One requested clip; ``start`` and ``end`` None mean "cut the whole video"; ``video_id``
-    None means the video's own id."""
+    """One requested clip.
+
+    ``start`` and ``end`` None mean "cut the whole video"; ``video_id`` None means the video's own
+    id.
+    """
 
     start: float | None = None
     end: float | None = None
@@ -81,8 +84,10 @@ def find_videos(folder: str | Path) -> list[VideoSource]:
 
 
 def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs of a CSV manifest; rows of another length than the header are
-    refused."""
+    """(line number, row) pairs of a CSV manifest.
+
+    Rows of another length than the header are refused.
+    """
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames:
@@ -211,8 +216,11 @@ def _clip(row: dict[str, Any], clip_seconds: float, where: str) -> ClipSpec:
 
 
 def _annotations(value: Any, where: str) -> dict[str, Any] | None:
-    """Task annotations (a JSON object, or its text in a CSV cell), stored as the clip's
-    ``annotations`` field; converters of the official benchmark files write them."""
+    """Task annotations (a JSON object, or its text in a CSV cell).
+
+    Stored as the clip's ``annotations`` field; converters of the official benchmark files write
+    them.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, str):

@@ -119,7 +119,7 @@ class SkipCounter:
         self._logged, self._quiet, self._quiet_since = 0, 0, 0.0
 
     def __call__(self, exn: BaseException) -> bool:
-        """webdataset handler for shard-level errors (open, truncated tar): log, count, go on."""
+        """Webdataset handler for shard-level errors (open, truncated tar): log, count, go on."""
         message = exn.args[0] if exn.args else exn
         self._log(f"unreadable data of shard {self.shard}: {type(exn).__name__}: {message}")
         return True
@@ -184,8 +184,10 @@ def shard_order(num_shards: int, stream: StreamSeed | None) -> list[int]:
 
 
 def split_by_rank(src: Iterable[Any], rank: int, world_size: int) -> Iterator[Any]:
-    """Every ``world_size``-th item from ``rank`` on (explicit, not read from torch.distributed,
-    which DataLoader workers do not inherit)."""
+    """Every ``world_size``-th item from ``rank`` on.
+
+    The rank is explicit, not read from torch.distributed, which DataLoader workers do not inherit.
+    """
     return islice(src, rank, None, world_size)
 
 
@@ -283,7 +285,7 @@ def select_members(
 
 
 def shuffle_samples(src: Iterable[Any], bufsize: int, stream: StreamSeed) -> Iterator[Any]:
-    """webdataset's shuffle buffer with a per-rank, per-worker, per-epoch seed."""
+    """Webdataset's shuffle buffer with a per-rank, per-worker, per-epoch seed."""
     rng = random.Random(stream.local(_SHUFFLE))
     return wds.shuffle(bufsize, initial=min(bufsize, 100), rng=rng)(iter(src))
 

@@ -54,8 +54,10 @@ def _samples(path: Path, codec: str) -> Iterator[dict[str, Any]]:
 
 
 def reencode_shard(path: Path, out: Path, codec: str) -> tuple[str, int]:
-    """Write ``out / path.name`` with the audio in ``codec``: ``(name, samples)``; an existing
-    output is kept (resuming) and counted."""
+    """Write ``out / path.name`` with the audio in ``codec``: ``(name, samples)``.
+
+    An existing output is kept (resuming) and counted.
+    """
     target = out / path.name
     if target.exists():
         return path.name, sum(1 for _ in read_raw_samples(target))

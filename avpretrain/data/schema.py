@@ -90,6 +90,7 @@ def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
 
     Args:
         frame: [H, W, 3] uint8.
+        quality: JPEG quality (1-95, as Pillow takes it).
     """
     buf = io.BytesIO()
     Image.fromarray(frame).save(buf, format="JPEG", quality=quality)

@@ -108,6 +108,9 @@ def render_sources(
         specs: class of each sounding object.
         audio_on: per object, per-second 0/1 flags.
         levels_db: per object, RMS level in dB full scale while on.
+        num_samples: length of every output waveform.
+        sample_rate: Hz.
+        rng: draws the random phases and noise of the sources.
 
     Returns:
         sources [S, samples] float32, mixture [samples] float32, loudness per source (final RMS

@@ -94,8 +94,9 @@ def _planned(
 
 
 def swap_is_visible(objects: list[ObjectPlan], partner: list[ObjectPlan]) -> bool:
-    """Whether ``partner``'s sounds played over this clip's frames contradict them: an on-screen
-    object drawn sounding goes unheard, or one drawn silent is heard.
+    """Whether ``partner``'s sounds played over this clip's frames contradict them.
+
+    They do when an on-screen object drawn sounding goes unheard, or one drawn silent is heard.
 
     A clip's own audio never does (classes are distinct within a clip). A partner whose sounds
     add to this clip's on-screen sounds without contradicting them is passed over by swaps: it
@@ -108,9 +109,11 @@ def swap_is_visible(objects: list[ObjectPlan], partner: list[ObjectPlan]) -> boo
 def _swap_partner(
     cfg: SynthConfig, split: str, index: int, num_clips: int, kind: str, rng: np.random.Generator
 ) -> int:
-    """A random other clip whose caption differs from this one's (or whose audio contradicts its
-    frames, :func:`swap_is_visible`), so that a swap really mismatches; after ``_SWAP_TRIES``
-    misses, the last one drawn."""
+    """A random other clip that really mismatches this one when swapped in.
+
+    Its caption differs from this one's (or its audio contradicts these frames,
+    :func:`swap_is_visible`); after ``_SWAP_TRIES`` misses, the last one drawn.
+    """
     _, own, own_specs = _planned(cfg, split, index)
     for _ in range(_SWAP_TRIES):
         j = int(rng.integers(num_clips - 1))
@@ -191,8 +194,11 @@ def shift_is_visible(
 def _visible_shift(
     cfg: SynthConfig, split: str, index: int, rng: np.random.Generator
 ) -> int | None:
-    """A circular shift (samples, at least a quarter of the clip either way) that clip
-    ``index``'s frames can show, or None when ``_SHIFT_TRIES`` draws find none."""
+    """A circular shift that clip ``index``'s frames can show, or None.
+
+    In samples, at least a quarter of the clip either way; None when ``_SHIFT_TRIES`` draws find
+    none.
+    """
     n = cfg.num_samples
     quarter = -(-n // 4)
     objects = _planned(cfg, split, index)[1]

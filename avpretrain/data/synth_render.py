@@ -26,7 +26,8 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
     Args:
         shape: one of ``synth_classes.SHAPES``.
-        u: [1, W] horizontal coordinates; v: [H, 1] vertical coordinates (downwards).
+        u: [1, W] horizontal coordinates.
+        v: [H, 1] vertical coordinates (downwards).
 
     Returns:
         [H, W] bool.
@@ -71,6 +72,8 @@ def background(rng: np.random.Generator, size: int, cluttered: bool = False) -> 
     """A dim, tinted backdrop with a soft gradient and mild pixel noise.
 
     Args:
+        rng: draws the tint, gradient, pixel noise and (cluttered) grating.
+        size: side of the square frame in pixels.
         cluttered: the hard world's backdrop: brighter and random in tint, with a coloured
             grating of random period and orientation and stronger pixel noise, so that a frame's
             mean colour and its texture statistics say little about the objects on it.
@@ -144,6 +147,9 @@ def render_frames(
         objects: the clip's plan; off-screen objects are skipped.
         specs: look of each object (its class's, or its instance's in the hard world).
         frame_times: seconds from the clip start.
+        clip_seconds: clip length; objects move from their start to their end point over it.
+        size: side of the square frames in pixels.
+        rng: draws the backdrop (:func:`background`).
         cluttered: draw the hard world's backdrop (:func:`background`).
 
     Returns:

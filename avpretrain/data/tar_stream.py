@@ -119,8 +119,9 @@ def tar_members(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
 def expand_tar_streams(
     shards: Iterable[dict[str, Any]], handler: Callable[[BaseException], bool]
 ) -> Iterator[dict[str, Any]]:
-    """``webdataset.tar_file_expander`` on :func:`tar_members`: per member
-    ``{"fname", "data", "__url__"}``, then ``{}`` at the end of each shard.
+    """``webdataset.tar_file_expander`` on :func:`tar_members`.
+
+    Per member ``{"fname", "data", "__url__"}``, then ``{}`` at the end of each shard.
 
     Args:
         shards: dicts with ``url`` and an open binary ``stream``.

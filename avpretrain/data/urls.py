@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 import braceexpand
@@ -120,7 +121,7 @@ def total_samples(shards: Sequence[Shard]) -> int | None:
     return sum(s.samples for s in shards)  # type: ignore[misc]
 
 
-def open_url(url: str):
+def open_url(url: str) -> IO[bytes]:
     """Open a shard for reading as a binary stream.
 
     Local paths, ``pipe:`` commands and the schemes webdataset's ``gopen`` knows (``gs`` via

@@ -85,8 +85,10 @@ def random_resized_crop_params(
 
 
 class FrameCrop(NamedTuple):
-    """A training crop box in stored-frame pixels and whether to flip (a tuple, so batches carry
-    it as it is to the device)."""
+    """A training crop box in stored-frame pixels and whether to flip.
+
+    A tuple, so batches carry it as it is to the device.
+    """
 
     top: int
     left: int
@@ -98,8 +100,10 @@ class FrameCrop(NamedTuple):
 def draw_frame_crop(
     height: int, width: int, train: bool, generator: torch.Generator | None = None
 ) -> FrameCrop | None:
-    """The random resized crop and flip of a training frame of ``height`` x ``width``; ``None``
-    (resize and center crop) when not training. Drawn in this order from ``generator``."""
+    """The random resized crop and flip of a training frame of ``height`` x ``width``.
+
+    ``None`` (resize and center crop) when not training. Drawn in this order from ``generator``.
+    """
     if not train:
         return None
     top, left, h, w = random_resized_crop_params(height, width, generator=generator)
@@ -185,8 +189,9 @@ def frames_to_clip(
 
 
 def mask_transform(mask: Tensor, size: int) -> Tensor:
-    """The evaluation frame transform (:func:`frame_transform`, ``train=False``) for a mask,
-    so spatial targets stay aligned with their frame.
+    """The evaluation frame transform for a mask, so spatial targets stay aligned.
+
+    As :func:`frame_transform` with ``train=False``, so a mask stays aligned with its frame.
 
     Args:
         mask: [H, W] (any dtype; nonzero = foreground).

@@ -1,5 +1,6 @@
-"""The workers' audio: a clip's int16 samples to the CPU fbank's input, or to the fixed-length
-waveform from which ``audio_on_device`` computes the features on the device.
+"""The workers' audio: a clip's int16 samples to the CPU fbank's input or a waveform.
+
+The waveform has a fixed length; ``audio_on_device`` computes the features from it on the device.
 
 Profiled with PCM shards and both ``*_on_device`` options, the worker's own work per clip was
 mostly copies of the waveform (float conversion, roll, padding, then the batch stack), each into
@@ -118,8 +119,11 @@ def device_waveform(
 
 
 def stack_waveforms(items: list[PCMWindow | Tensor]) -> Tensor:
-    """Collate :func:`device_waveform` outputs: [B, samples], int16 when all are windows (each
-    written once, straight into the batch), else float32 (windows scaled to [-1, 1))."""
+    """Collate :func:`device_waveform` outputs into [B, samples].
+
+    int16 when all are windows (each written once, straight into the batch), else float32 (windows
+    scaled to [-1, 1)).
+    """
     if all(isinstance(item, PCMWindow) for item in items):
         out = np.empty((len(items), items[0].length), np.int16)
         for row, item in zip(out, items, strict=True):

@@ -9,8 +9,9 @@ from torch import Tensor, nn
 
 
 class LinearHead(nn.Module):
-    """BatchNorm-free linear classifier, optionally behind a LayerNorm (MAE's linear probe uses
-    a parameter-free BatchNorm; a LayerNorm keeps it batch-size independent).
+    """BatchNorm-free linear classifier, optionally behind a LayerNorm.
+
+    MAE's linear probe uses a parameter-free BatchNorm; a LayerNorm keeps it batch-size independent.
 
     The input width is bound by the task once the encoders are known (:meth:`bind`), so a recipe
     only states the number of classes.
@@ -47,8 +48,9 @@ class LinearHead(nn.Module):
         self.layers = nn.Sequential(norm, nn.Dropout(self.dropout_p), linear)
 
     def load_linear(self, weights: Mapping[str, Tensor]) -> None:
-        """Start from a pretrained classifier: ``{"weight": [C, D], "bias": [C]}``, e.g. the
-        ``classifier`` a fine-tuned checkpoint's import offers
+        """Start from a pretrained classifier: ``{"weight": [C, D], "bias": [C]}``.
+
+        E.g. the ``classifier`` a fine-tuned checkpoint's import offers
         (:class:`avpretrain.models.weights.ImportReport`). Binds the head to width D.
 
         Raises:

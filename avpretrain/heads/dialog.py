@@ -146,7 +146,8 @@ class DialogHead(nn.Module):
         """The decoder's memory for Q questions about B clips.
 
         Args:
-            audio: [B, T, Da]; video: [B, T, N, Dv] (see :meth:`av_tokens`).
+            audio: [B, T, Da] (see :meth:`av_tokens`).
+            video: [B, T, N, Dv].
             clip_index: [Q] long, the clip each question is about.
             texts: Q strings for each role of ``ROLES`` present (``caption``, ``history``,
                 ``question``); a missing role is left out.
@@ -168,7 +169,8 @@ class DialogHead(nn.Module):
         """Next-token logits after every position of the prefixes (causally masked).
 
         Args:
-            memory: [Q, M, dim]; memory_mask: [Q, M] bool, True on real tokens.
+            memory: [Q, M, dim].
+            memory_mask: [Q, M] bool, True on real tokens.
             prefix: [Q, L] byte ids starting with ``bos``, L <= ``max_answer_length + 1``.
 
         Returns:
@@ -190,9 +192,10 @@ class DialogHead(nn.Module):
         return self.out(self.norm(x))
 
     def targets(self, answers: list[str]) -> tuple[Tensor, Tensor]:
-        """Teacher-forcing ``inputs`` ([bos, bytes]) and ``labels`` ([bytes, eos], ``pad``
-        after), each [Q, L] long with L = the longest answer + 1 (at most
-        ``max_answer_length + 1``)."""
+        """Teacher-forcing ``inputs`` ([bos, bytes]) and ``labels`` ([bytes, eos], ``pad`` after).
+
+        Each is [Q, L] long with L = the longest answer + 1 (at most ``max_answer_length + 1``).
+        """
         ids, mask = self.answer_tokenizer(answers)
         length = int(mask.sum(1).max())
         ids = ids[:, :length].to(self.out.weight.device)
@@ -209,7 +212,8 @@ class DialogHead(nn.Module):
         """Answers of Q questions: greedy (``beam_size`` 1) or beam search.
 
         Args:
-            memory: [Q, M, dim]; memory_mask: [Q, M] (see :meth:`memory`).
+            memory: [Q, M, dim] (see :meth:`memory`).
+            memory_mask: [Q, M] bool, True on real tokens.
             beam_size: beam width; 1 is greedy decoding.
             length_penalty: per-token bonus of a finished hypothesis (AVSD's ``penalty``).
             max_length: bytes to generate at most (None: ``max_answer_length``).

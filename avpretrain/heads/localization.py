@@ -28,7 +28,9 @@ class LocalizationHead(nn.Module):
         audio_dim: audio embedding width; None until :meth:`bind`.
     """
 
-    def __init__(self, dim: int = 512, in_dim: int | None = None, audio_dim: int | None = None):
+    def __init__(
+        self, dim: int = 512, in_dim: int | None = None, audio_dim: int | None = None
+    ) -> None:
         super().__init__()
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")

@@ -80,7 +80,9 @@ class HANLayer(nn.Module):
         dropout: dropout on both attention outputs and the feed-forward (0.1 officially).
     """
 
-    def __init__(self, dim: int, num_heads: int = 1, ffn_dim: int = 512, dropout: float = 0.1):
+    def __init__(
+        self, dim: int, num_heads: int = 1, ffn_dim: int = 512, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.self_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
         self.cm_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)

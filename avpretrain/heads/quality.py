@@ -82,8 +82,10 @@ class _PooledHead(nn.Module):
             self.bind(in_dim, num_targets)
 
     def bind(self, in_dim: int, num_targets: int | None = None) -> None:
-        """Build the layers for ``in_dim`` features and ``num_targets`` scores (no-op if built
-        for those)."""
+        """Build the layers for ``in_dim`` features and ``num_targets`` scores.
+
+        A no-op if already built for those.
+        """
         k = self.num_targets if num_targets is None else num_targets
         out = k * self.outputs_per_target
         if self.layers is not None:

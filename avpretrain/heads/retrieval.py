@@ -68,6 +68,7 @@ class RetrievalHead(nn.Module):
 
     @property
     def has_text(self) -> bool:
+        """Whether the head has a text encoder (caption retrieval)."""
         return self.text_encoder is not None
 
     def bind(self, audio_dim: int, video_dim: int) -> None:

@@ -73,6 +73,7 @@ class AudioUNet(nn.Module):
 
     @property
     def depth(self) -> int:
+        """Number of resolution levels (one per entry of ``channels``)."""
         return len(self.channels)
 
     def forward(

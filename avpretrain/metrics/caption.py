@@ -46,8 +46,11 @@ def java_available() -> bool:
 
 
 def simple_tokenize(text: str) -> str:
-    """The fallback tokenizer without Java: ``"Yes, he's in the kitchen."`` -> ``"yes he's in
-    the kitchen"`` (the PTB tokenizer gives ``"yes he 's in the kitchen"``)."""
+    """The fallback tokenizer without Java.
+
+    ``"Yes, he's in the kitchen."`` -> ``"yes he's in the kitchen"`` (the PTB tokenizer gives
+    ``"yes he 's in the kitchen"``).
+    """
     words = _WORD.findall(text.lower().replace("\n", " "))
     return " ".join(w for w in words if w not in _PUNCTUATION)
 
@@ -154,8 +157,10 @@ class CaptionMetrics:
             self.references[key] = [refs] if isinstance(refs, str) else [str(r) for r in refs]
 
     def compute(self) -> dict[str, Any]:
-        """The scores of :func:`caption_scores`, plus ``tokenizer`` (``ptb`` or ``simple``)
-        and ``answers`` (how many were scored)."""
+        """The scores of :func:`caption_scores`, plus ``tokenizer`` and ``answers``.
+
+        ``tokenizer`` is ``ptb`` or ``simple``; ``answers`` is how many were scored.
+        """
         if not self.predictions:
             raise ValueError("CaptionMetrics.compute: no update since reset")
         scores, used = caption_scores(

@@ -112,6 +112,10 @@ def logistic4(x: Any, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
 
     Args:
         x: [N] predicted scores.
+        b1: upper asymptote.
+        b2: lower asymptote.
+        b3: midpoint.
+        b4: scale (its absolute value is used).
     """
     x = np.asarray(x, dtype=np.float64)
     # clip the exponent: exp overflows past ~709 and the curve is flat there anyway

@@ -175,8 +175,9 @@ def video_means(video: Sequence[Hashable], iou: Any, curve: Any, scored: Any) ->
 
     Args:
         video: [N] the video of each frame.
-        iou: [N] per-frame IoU; curve: [N, K] per-frame F curves; scored: [N] bool
-            (from :func:`frame_scores`).
+        iou: [N] per-frame IoU (from :func:`frame_scores`, as are the next two).
+        curve: [N, K] per-frame F curves.
+        scored: [N] bool, the frames whose F counts.
 
     Returns:
         ``{"mIoU", "F"}``: means over videos.

@@ -19,6 +19,7 @@ MAX_LISTED = 30
 
 
 def listing(names: list[str]) -> str:
+    """``names`` as ``[a, b, ..., and N more]``, at most ``MAX_LISTED`` of them shown."""
     shown = ", ".join(names[:MAX_LISTED])
     more = len(names) - MAX_LISTED
     return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"

@@ -19,6 +19,7 @@ def normalize_patches(patches: Tensor, eps: float = NORM_PIX_EPS) -> Tensor:
 
     Args:
         patches: [B, N, P].
+        eps: added to the variance.
 
     Returns:
         [B, N, P] ``(x - mean) / sqrt(var + eps)`` per patch.

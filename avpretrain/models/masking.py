@@ -33,7 +33,7 @@ def num_kept(num_patches: int, ratio: float) -> int:
     return int(num_patches * (1 - ratio))
 
 
-def _device(generator: torch.Generator | None, device: torch.device | str | None):
+def _device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return generator.device if generator is not None else torch.device("cpu")

@@ -41,6 +41,8 @@ def unpatchify(
     Args:
         patches: [B, N, P] with ``N = prod(grid)``.
         grid: (rows, cols), or (time, rows, cols) for clips.
+        patch_size: (height, width) of a patch.
+        tubelet: frames per patch along time (clips only).
 
     Returns:
         [B, C, H, W], or [B, C, F, H, W] when ``grid`` has three entries.

@@ -99,6 +99,9 @@ def interpolate_pos_embed(
 
     Args:
         pos_embed: [1, prefix + prod(old_grid), D].
+        old_grid: the patch grid ``pos_embed`` was made for.
+        new_grid: the patch grid wanted.
+        num_prefix_tokens: leading rows without a grid position (class token).
 
     Returns:
         [1, prefix + prod(new_grid), D] in ``pos_embed``'s dtype.
@@ -134,6 +137,9 @@ def pos_embed_for_grid(
 
     Args:
         pos_embed: [1, prefix + prod(built_grid), D].
+        built_grid: the patch grid the encoder was built for.
+        grid: the patch grid of the input.
+        num_prefix_tokens: leading rows without a grid position (class token).
 
     Returns:
         [1, prefix + prod(grid), D].

@@ -51,8 +51,10 @@ class ViTConfig:
 
     @classmethod
     def resolve(cls, config: str | ViTConfig | dict) -> ViTConfig:
-        """A config given as a preset name, a config, or its fields (as exported encoder files
-        record a config given as an object)."""
+        """A config given as a preset name, a config, or its fields.
+
+        Exported encoder files record a config given as an object by its fields.
+        """
         if isinstance(config, dict):
             return cls(**config)
         return cls.preset(config) if isinstance(config, str) else config
@@ -116,6 +118,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` [..., dim] through fc1, GELU and fc2."""
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -300,8 +303,10 @@ class ViTEncoder(nn.Module):
         return self.norm(tokens)
 
     def pool_tokens(self, tokens: Tensor) -> Tensor:
-        """Clip embedding of :meth:`forward_features`' tokens [B, prefix + N, D] -> [B, D], as
-        ``pool`` says (the mean excludes the class token)."""
+        """Clip embedding of :meth:`forward_features`' tokens [B, prefix + N, D] -> [B, D].
+
+        Pooled as ``pool`` says (the mean excludes the class token).
+        """
         if self.pool == "cls":
             return tokens[:, 0]
         pooled = tokens[:, self.num_prefix_tokens :].mean(dim=1)

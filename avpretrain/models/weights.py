@@ -164,8 +164,10 @@ def _convert_pos_embed(
 
 
 def _check_pool(encoder: ViTEncoder, state: Mapping[str, Tensor], source: str) -> None:
-    """A global-pool checkpoint (``fc_norm``, no final ``norm``) needs a ``pool="fc_norm"``
-    encoder: any other would pool differently from how the checkpoint was trained."""
+    """A global-pool checkpoint (``fc_norm``, no final ``norm``) needs a ``pool="fc_norm"`` encoder.
+
+    Any other would pool differently from how the checkpoint was trained.
+    """
     fc_norm = any(k.startswith("fc_norm.") for k in state)
     norm = any(k.startswith("norm.") for k in state)
     if fc_norm and not norm and encoder.pool != "fc_norm":
@@ -286,9 +288,12 @@ def import_audiomae(
     """Load an AudioMAE encoder (input [B, 1, T, F]) into our [B, 1, F, T] audio ``encoder``.
 
     Args:
+        encoder: the audio encoder; overwritten in place.
+        path_or_state: checkpoint file, or its state dict.
         num_mel_bins: AudioMAE's input height in frequency; with its patch kernel this fixes
             the frequency rows of its grid, the position table gives the time columns.
         source_grid: AudioMAE's grid as (T, F), overriding the above (64 x 8 for 1024 x 128).
+        strict: raise on entries that do not fit instead of reporting them.
     """
     state, source = _as_state(path_or_state)
     state = strip_prefixes(state)
@@ -363,6 +368,7 @@ def import_cavmae(
         audio_encoder: depth ``n_a + n_u`` (12 for CAV-MAE), ``cls_token=False``, [B, 1, F, T]
             input (CAV-MAE's audio grid is already frequency-major).
         video_encoder: depth ``n_v + n_u``, ``cls_token=False``.
+        path_or_state: checkpoint file, or its state dict.
         num_mel_bins: CAV-MAE's fbank height; fixes the frequency rows of its audio grid.
         strict: raise on entries that do not fit instead of reporting them.
         layer_norm_eps: eps set on both encoders' LayerNorms (CAV-MAE uses 1e-5, ours 1e-6);
@@ -423,6 +429,7 @@ def import_weights(
         kind: "mae" (timm / MAE ViT -> video encoder), "audiomae" (-> audio encoder) or
             "cavmae" (-> both).
         path: checkpoint file.
+        strict: raise on entries that do not fit instead of reporting them.
     """
     if kind == "mae":
         return import_mae(model.video_encoder, path, strict=strict)

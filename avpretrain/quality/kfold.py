@@ -1,4 +1,4 @@
-"""K-fold cross-validation of an ``av_quality`` recipe: fit and validate once per fold, summarise.
+r"""K-fold cross-validation of an ``av_quality`` recipe: fit and validate once per fold, summarise.
 
 A fold is a shard folder. Fold k trains on every other fold and validates on fold k: the
 driver only replaces the recipe's ``data.init_args.train_urls`` / ``val_urls``, so choosing a
@@ -16,8 +16,8 @@ standard deviation over folds (:func:`avpretrain.metrics.quality.fold_summary`, 
 written as ``fold_summary.json`` and ``fold_summary.md``, updated after every fold::
 
     avpretrain av-quality-kfold split yt_ntu_avq.jsonl --out manifests/
-    avpretrain av-quality-kfold run --config tasks/av_quality/yt_ntu_avq.yaml \\
-        --folds data/yt_ntu_avq/fold0 data/yt_ntu_avq/fold1 ... --out runs/yt_ntu_avq_kfold \\
+    avpretrain av-quality-kfold run --config tasks/av_quality/yt_ntu_avq.yaml \
+        --folds data/yt_ntu_avq/fold0 data/yt_ntu_avq/fold1 ... --out runs/yt_ntu_avq_kfold \
         --model.init_args.encoders encoders.pt
 
 Arguments after the driver's own are LightningCLI overrides applied to every fold.
@@ -102,8 +102,10 @@ def split_manifest(manifest: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def fold_recipe(cfg: dict[str, Any], folds: Sequence[str], k: int, run_dir: Path) -> dict:
-    """A copy of the recipe ``cfg`` for fold ``k``: its data urls, and runs (CSV logs,
-    checkpoints) under ``run_dir``."""
+    """A copy of the recipe ``cfg`` for fold ``k``.
+
+    With its data urls, and runs (CSV logs, checkpoints) under ``run_dir``.
+    """
     out = copy.deepcopy(cfg)
     train, val = fold_urls(folds, k)
     out["data"]["init_args"].update(train_urls=train, val_urls=val)
@@ -173,8 +175,10 @@ def _summarise(folds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def run_fold(path: Path, overrides: Sequence[str]) -> tuple[dict[str, dict[str, float]], int]:
-    """Fit the recipe at ``path`` (plus LightningCLI ``overrides``), validate its final weights,
-    and return ``({target: {metric: value}}, training steps)``."""
+    """Fit the recipe at ``path`` (plus LightningCLI ``overrides``); validate its final weights.
+
+    Returns ``({target: {metric: value}}, training steps)``.
+    """
     from avpretrain.lightning_cli import run_lightning_cli
 
     cli = run_lightning_cli(["fit", "--config", str(path), *overrides])

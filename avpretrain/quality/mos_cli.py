@@ -131,8 +131,10 @@ def _yt_rows(wide: pd.DataFrame, meta: Path | None) -> tuple[list[dict[str, str]
 
 
 def _sources(ratings: pd.DataFrame, videos: Path | None) -> dict[str, dict[str, str]]:
-    """Each video's ``source_image``, ``source_audio`` and ``method``, from ``--videos`` or the
-    ratings table's columns (which must agree across a video's rows)."""
+    """Each video's ``source_image``, ``source_audio`` and ``method``.
+
+    From ``--videos`` or the ratings table's columns (which must agree across a video's rows).
+    """
     out: dict[str, dict[str, str]] = {}
     if videos is not None:
         for where, row in read_table(
@@ -250,6 +252,7 @@ def run_sfqa(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``avpretrain mos``."""
     p = argparse.ArgumentParser(
         prog="avpretrain mos",
         description="Raw ratings -> MOS table for convert-yt-ntu-avq / convert-sfqa, with the "

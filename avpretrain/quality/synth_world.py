@@ -1,4 +1,4 @@
-"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
+r"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
 
 Each clip is a clip of the synthetic world (:func:`avpretrain.data.synth_clip.render_clip`,
 same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.quality.degrade.Severity` drawn
@@ -12,7 +12,7 @@ Each degradation is active with probability ``active_prob``, at a severity unifo
 Written as ``out/train/quality-000000.tar ...`` and ``out/val/...``, each with ``index.json``
 (which also records the synthetic config and ``active_prob``)::
 
-    avpretrain synth-quality --out data/quality --clips 512 --seconds 3 --frames 16 \\
+    avpretrain synth-quality --out data/quality --clips 512 --seconds 3 --frames 16 \
         --frame-size 64
 
 16 frames over 3 s store 5.3 frames per second, so the ``dense`` frame sampling of the quality
@@ -52,8 +52,10 @@ _QUALITY_STREAM = 2
 def draw_severity(
     cfg: SynthConfig, split: str, index: int, active_prob: float = ACTIVE_PROB
 ) -> Severity:
-    """The severities of clip ``index`` of ``split``: each degradation active with probability
-    ``active_prob`` at a severity uniform in [0, 1]."""
+    """The severities of clip ``index`` of ``split``.
+
+    Each degradation is active with probability ``active_prob`` at a severity uniform in [0, 1].
+    """
     if not 0.0 <= active_prob <= 1.0:
         raise ValueError(f"active_prob must be in [0, 1], got {active_prob}")
     rng = np.random.default_rng([cfg.seed, SPLITS[split], _QUALITY_STREAM, index])
@@ -74,9 +76,11 @@ def noise_seed(cfg: SynthConfig, split: str, index: int) -> int:
 def make_quality_sample(
     cfg: SynthConfig, split: str, index: int, severity: Severity, fold: int | None = None
 ) -> dict[str, Any]:
-    """Render clip ``index`` of ``split``, degrade it by ``severity`` and encode it as a sample
-    whose JSON ``annotations`` hold ``mos_model(severity)``, the severities and ``fold`` (if
-    given)."""
+    """Render clip ``index`` of ``split``, degrade it by ``severity``, encode it as a sample.
+
+    The sample's JSON ``annotations`` hold ``mos_model(severity)``, the severities and ``fold`` (if
+    given).
+    """
     clip = render_clip(cfg, split, index)
     seed = noise_seed(cfg, split, index)
     frames = degrade_video(clip.frames, severity, seed)
@@ -111,8 +115,10 @@ def _run_jobs(jobs: list[tuple], workers: int) -> list[int]:
 
 
 def _plan_folder(directory: Path, indices: list[int], shard_size: int) -> list[tuple[str, list]]:
-    """(shard name, clip indices) of one output folder; stale shards of an earlier, larger
-    world are removed (its index would list them)."""
+    """(shard name, clip indices) of one output folder.
+
+    Stale shards of an earlier, larger world are removed (its index would list them).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     plan = [
         (shard_name(SHARD_PREFIX, k), indices[start : start + shard_size])

@@ -50,8 +50,11 @@ def recipe_names() -> list[str]:
 
 
 def _packaged(name: str) -> Traversable:
-    """The packaged file of a recipe name (``pretrain/tiny``, ``tasks/x/y``, with or without the
-    ``configs/`` prefix and ``.yaml`` suffix)."""
+    """The packaged file of a recipe name.
+
+    Names such as ``pretrain/tiny`` or ``tasks/x/y``, with or without the ``configs/`` prefix and
+    ``.yaml`` suffix.
+    """
     key = name.strip().strip("/").removesuffix(".yaml").removeprefix("configs/")
     group, rest = (
         ("tasks", key.removeprefix("tasks/"))

@@ -28,8 +28,10 @@ from avpretrain.tasks.base import TaskModule
 
 
 def mos_level(mos: torch.Tensor) -> torch.Tensor:
-    """0-100 scores -> levels 0..4, ``min(4, floor(clip(mos, 0, 100) / 20))`` (long, same shape);
-    the torch twin of :func:`avpretrain.quality.opinion.to_level`."""
+    """0-100 scores -> levels 0..4, ``min(4, floor(clip(mos, 0, 100) / 20))``.
+
+    Long, same shape; the torch twin of :func:`avpretrain.quality.opinion.to_level`.
+    """
     level = torch.floor(mos.clamp(0.0, 100.0) / LEVEL_WIDTH)
     return level.clamp(max=NUM_LEVELS - 1).long()
 
@@ -147,6 +149,7 @@ class AVQualityTask(TaskModule):
         return ce + self.expected_weight * mse
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Regression or level loss of one batch; logs ``train/loss``."""
         loss = self._loss(self(batch), self._mos(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
         return loss
@@ -158,9 +161,11 @@ class AVQualityTask(TaskModule):
         self._outputs["mos"].append(mos.detach().cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep the batch's predicted and true scores for the epoch."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -178,7 +183,9 @@ class AVQualityTask(TaskModule):
                 self.log(f"{stage}/{name}/{metric}", value, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log ``val/<target>/<metric>`` (:class:`QualityMetrics`) over the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

@@ -55,8 +55,16 @@ class MOSTargets:
         self.low, self.high = float(scale[0]), float(scale[1])
 
     def __call__(self, sample: dict[str, Any], meta: dict[str, Any], opts: Any) -> dict[str, Any]:
-        """Args: ``sample`` (its ``__key__`` names the clip in errors), ``meta`` (its JSON),
-        ``opts`` (unused). Raises ValueError on a missing, non-numeric or out-of-scale score."""
+        """The ``mos`` target of one sample: [K] float32 on the 0-100 scale.
+
+        Args:
+            sample: the webdataset sample; its ``__key__`` names the clip in errors.
+            meta: its JSON.
+            opts: unused.
+
+        Raises:
+            ValueError: on a missing, non-numeric or out-of-scale score.
+        """
         where = f"clip {sample.get('__key__')!r} ({sample.get('__url__')})"
         mos = (meta.get("annotations") or {}).get("mos")
         if not isinstance(mos, dict):

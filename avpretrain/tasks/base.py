@@ -69,9 +69,11 @@ class TaskModule(pl.LightningModule):
 
     @property
     def frozen(self) -> bool:
+        """Whether the backbone is frozen (``mode: linear_probe``)."""
         return self.hparams.mode == "linear_probe"
 
     def train(self, mode: bool = True) -> TaskModule:
+        """Set the train mode; a frozen backbone stays in eval mode (no dropout / drop-path)."""
         super().train(mode)
         if self.frozen:  # a frozen backbone stays in eval mode (no dropout / drop-path)
             self.backbone.eval()
@@ -92,8 +94,11 @@ class TaskModule(pl.LightningModule):
             return self.backbone.encode(audio=audio, video=video)
 
     def encode_segments(self, batch: dict[str, Any], num_segments: int) -> dict[str, torch.Tensor]:
-        """:meth:`encode` of each of T segments on its own (:func:`~avpretrain.tasks.segments.
-        segment_inputs`): every output has a leading B T, segments of one clip adjacent."""
+        """:meth:`encode` of each of T segments on its own.
+
+        See :func:`~avpretrain.tasks.segments.segment_inputs`. Every output has a leading B T,
+        segments of one clip adjacent.
+        """
         patch_width = self.backbone.audio_encoder.patch_size[1]
         audio, frames = segment_inputs(batch["audio"], batch["video"], num_segments, patch_width)
         return self.encode({"audio": audio, "video": frames})
@@ -139,6 +144,7 @@ class TaskModule(pl.LightningModule):
         return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)])
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over the head's and the backbone's layer-decayed groups; warmup then cosine."""
         hp = self.hparams
         groups = param_groups(self.head, hp.weight_decay)
         groups += layer_decay_groups(self.backbone, hp.lr, hp.weight_decay, hp.layer_decay)

@@ -45,6 +45,7 @@ class ClassificationTask(TaskModule):
         return F.cross_entropy(logits, batch["label"])
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Classification loss of one batch; logs ``train/loss``."""
         loss = self._loss(self(batch), batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
         return loss
@@ -58,9 +59,11 @@ class ClassificationTask(TaskModule):
         self._outputs["targets"].append(target.detach().cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep the batch's class scores and targets for the epoch."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -76,7 +79,9 @@ class ClassificationTask(TaskModule):
             self.log(f"{stage}/acc", top1_accuracy(scores, targets), rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log ``val/mAP`` (multi-label) or ``val/acc`` over the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

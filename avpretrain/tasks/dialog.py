@@ -119,8 +119,10 @@ class DialogTask(TaskModule):
         self._outputs: list[dict[str, Any]] = []
 
     def segment_tokens(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
-        """Per-segment ``audio`` [B, T, Da] embeddings and ``video`` [B, T, N, Dv] frame tokens
-        (patch tokens, or the pooled embedding as N = 1 without ``video_patches``)."""
+        """Per-segment ``audio`` [B, T, Da] embeddings and ``video`` [B, T, N, Dv] frame tokens.
+
+        Video tokens are patch tokens, or the pooled embedding as N = 1 without ``video_patches``.
+        """
         t = self.hparams.num_segments
         enc = self.encode_segments(batch, t)
         b = batch["audio"].shape[0]
@@ -131,9 +133,11 @@ class DialogTask(TaskModule):
         return enc["audio_embedding"].view(b, t, -1), video.reshape(b, t, *video.shape[1:])
 
     def select_turns(self, batch: dict[str, Any], train: bool) -> dict[str, Any]:
-        """Flatten the batch's dialogs into rounds to answer: ``clip_index`` [Q] long, and Q of
-        each of ``texts`` (per role), ``answers``, ``references``, ``types`` and ``keys``
-        (``"<dialog id>#<round>"``)."""
+        """Flatten the batch's dialogs into rounds to answer.
+
+        Returns ``clip_index`` [Q] long, and Q of each of ``texts`` (per role), ``answers``,
+        ``references``, ``types`` and ``keys`` (``"<dialog id>#<round>"``).
+        """
         if "dialog" not in batch:
             raise ValueError(
                 "batch has no 'dialog': set the data's targets to "
@@ -190,6 +194,10 @@ class DialogTask(TaskModule):
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=PAD)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Answer loss of the batch's selected rounds; logs ``train/loss``.
+
+        In the first epoch, also counts the training answers (the baseline's).
+        """
         if self.current_epoch == 0:  # the baseline's answer counts: every round, once
             for dialog in batch["dialog"]:
                 for turn in dialog["turns"]:
@@ -224,9 +232,11 @@ class DialogTask(TaskModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; generate and keep answers to the batch's rounds."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _gather(self, items: list[Any]) -> list[Any]:
@@ -238,8 +248,10 @@ class DialogTask(TaskModule):
         return [x for part in parts for x in part]
 
     def baseline_answers(self, types: list[str]) -> list[str] | None:
-        """The most frequent training answer of each question type (the most frequent of all
-        for a type unseen in training); None before any training step."""
+        """The most frequent training answer of each question type; None before training.
+
+        A type unseen in training gets the most frequent answer of all.
+        """
         counts = {}
         for t, a, n in self._gather(
             [(t, a, n) for t, c in self.answer_counts.items() for a, n in c.items()]
@@ -293,14 +305,18 @@ class DialogTask(TaskModule):
             (out / f"{stage}_answers.json").write_text(json.dumps(unique, indent=1) + "\n")
 
     def on_validation_epoch_end(self) -> None:
+        """Log the caption metrics of all ranks' answers (and the baseline's); write the answers."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the training answer counts (the baseline's) in the checkpoint."""
         checkpoint["dialog_answer_counts"] = {t: dict(c) for t, c in self.answer_counts.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the training answer counts stored by :meth:`on_save_checkpoint`."""
         counts = checkpoint.get("dialog_answer_counts", {})
         self.answer_counts = {t: Counter(c) for t, c in counts.items()}

@@ -37,9 +37,12 @@ _OFF_SCREEN = "off-screen"
 
 
 def answer_sentence(answer: str, modality: str, qtype: str) -> str:
-    """A synthetic one-word answer as a sentence: ``("3", "audio", "counting")`` -> ``"i can
-    hear 3 different sounds."``; yes / no answers become ``"yes, it is."`` / ``"no, it is
-    not."``; a location off-screen ``"it is off-screen."``; other types ``"<answer>."``."""
+    """A synthetic one-word answer as a sentence.
+
+    ``("3", "audio", "counting")`` -> ``"i can hear 3 different sounds."``; yes / no answers become
+    ``"yes, it is."`` / ``"no, it is not."``; a location off-screen ``"it is off-screen."``; other
+    types ``"<answer>."``.
+    """
     answer = str(answer)
     if answer in YES_NO:
         return YES_NO[answer]

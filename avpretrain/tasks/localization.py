@@ -84,6 +84,7 @@ class LocalizationTask(TaskModule):
         return self.head(*self._encode(batch))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """MIL contrastive loss of one batch; logs ``train/loss``."""
         loss = mil_contrastive_loss(pair_maps(*self.features(batch)), self.tau)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
         return loss
@@ -116,9 +117,11 @@ class LocalizationTask(TaskModule):
         return [ez, conf, slavc_ciou, float(has_gt)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep the scores of each clip and of a non-sounding pair."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _gather(self, rows: torch.Tensor) -> torch.Tensor:
@@ -144,9 +147,11 @@ class LocalizationTask(TaskModule):
             self.log(f"{stage}/{name}", value, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the localization scores (:func:`summarise`) over the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")
 
 

@@ -113,8 +113,11 @@ class MusicAVQATask(TaskModule):
         return enc["audio_embedding"].view(b, t, -1), video.reshape(b, t, *video.shape[1:])
 
     def select_questions(self, batch: dict[str, Any], train: bool) -> dict[str, Any]:
-        """Flatten the batch's questions: ``texts`` (Q strings), ``clip_index``, ``labels``
-        (answer index, -1 outside the vocabulary) and ``types`` (type ids), [Q] long each."""
+        """Flatten the batch's questions.
+
+        Returns ``texts`` (Q strings), ``clip_index``, ``labels`` (answer index, -1 outside the
+        vocabulary) and ``types`` (type ids), [Q] long each.
+        """
         if "questions" not in batch:
             raise ValueError(
                 "batch has no 'questions': set the data's targets to "
@@ -154,6 +157,7 @@ class MusicAVQATask(TaskModule):
         return losses
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Answer (plus match) loss of the sampled questions; logs ``train/loss*``."""
         out = self(batch, train=True)
         losses = self._losses(out)
         size = len(out["texts"])
@@ -168,9 +172,11 @@ class MusicAVQATask(TaskModule):
         self._outputs.append(torch.stack([pred, out["labels"], out["types"]], 1).detach().cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep each question's predicted answer, label and type."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -191,7 +197,9 @@ class MusicAVQATask(TaskModule):
         self.log(f"{stage}/questions", float(len(labels)), rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the answer accuracy per question type over the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

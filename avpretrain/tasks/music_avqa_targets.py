@@ -29,8 +29,10 @@ _OFFICIAL = {name.lower(): name for pair in TYPE_NAMES for name in pair}
 
 
 def official_name(name: str) -> str:
-    """The official spelling of a modality or question type (``"audio-visual"`` ->
-    ``"Audio-Visual"``); names outside the nine types are returned unchanged."""
+    """The official spelling of a modality or question type.
+
+    ``"audio-visual"`` -> ``"Audio-Visual"``; names outside the nine types are returned unchanged.
+    """
     return _OFFICIAL.get(str(name).lower(), str(name))
 
 

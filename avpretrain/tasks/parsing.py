@@ -30,8 +30,10 @@ _KEYS = ("global_prob", "frame_prob", "audio_gt", "visual_gt")
 
 
 def metric_key(name: str) -> str:
-    """Log name of a :func:`~avpretrain.metrics.parsing.parsing_metrics` key:
-    ``"segment/type@av"`` -> ``"segment_type_at_av"``."""
+    """Log name of a :func:`~avpretrain.metrics.parsing.parsing_metrics` key.
+
+    ``"segment/type@av"`` -> ``"segment_type_at_av"``.
+    """
     return name.replace("/", "_").replace("@", "_at_")
 
 
@@ -103,6 +105,7 @@ class ParsingTask(TaskModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Parsing loss of one batch from its weak labels; logs ``train/loss*``."""
         self._check(batch)
         losses = self._losses(self(batch), batch)
         for name, value in losses.items():
@@ -119,9 +122,11 @@ class ParsingTask(TaskModule):
             self._outputs[key].append(values[key].detach().float().cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep the batch's probabilities and dense labels for the epoch."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -140,7 +145,9 @@ class ParsingTask(TaskModule):
             self.log(f"{stage}/{metric_key(name)}", value, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the parsing metrics (:class:`ParsingMetrics`) over the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

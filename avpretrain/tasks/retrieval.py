@@ -105,6 +105,7 @@ class RetrievalTask(TaskModule):
         return losses
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Contrastive loss of one batch (negatives from every rank); logs losses, temperatures."""
         losses = self._losses(self(batch), gather=True)
         size = len(batch["key"])
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)
@@ -124,9 +125,11 @@ class RetrievalTask(TaskModule):
             self._outputs.setdefault(name, []).append(value.detach().float().cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; keep the batch's embeddings for the epoch."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _gather(self, rows: Tensor) -> Tensor:
@@ -152,7 +155,9 @@ class RetrievalTask(TaskModule):
             self.log(f"{stage}/{name}", value, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the retrieval scores, ranking every clip against the whole set."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

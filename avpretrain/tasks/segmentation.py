@@ -1,5 +1,6 @@
-"""Audio-visual segmentation (AVSBench S4 single-source, MS3 multi-source): pixel masks of the
-objects producing the sound.
+"""Audio-visual segmentation (AVSBench S4 single-source, MS3 multi-source).
+
+Pixel masks of the objects producing the sound.
 
 Trained with per-pixel binary cross-entropy; scored as AVSBench's ``avs_scripts`` do (see
 ``avpretrain.metrics.segmentation``): per-video mIoU and F-score (beta^2 = 0.3), averaged over
@@ -69,6 +70,7 @@ class SegmentationTask(TaskModule):
         return F.binary_cross_entropy_with_logits(logits[:, 0], mask, pos_weight=weight)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Per-pixel binary cross-entropy of one batch; logs ``train/loss``."""
         loss = self._loss(self(batch), batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
         return loss
@@ -80,9 +82,11 @@ class SegmentationTask(TaskModule):
         self.metrics.update(prob, batch["mask"], [_video_number(v) for v in batch["video_id"]])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; add the batch's frames to the per-video metrics."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -100,7 +104,9 @@ class SegmentationTask(TaskModule):
         self.log(f"{stage}/F", scores["F"], rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log ``val/mIoU`` and ``val/F``, per video over every rank's frames."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

@@ -140,9 +140,11 @@ class SeparationTask(TaskModule):
         return warp_frequency(x, self.spec.warp_bins) if self.spec.log_freq else x
 
     def visual_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
-        """What selects each clip's source: ``(embedding [B, D], tokens [B, N, D])``, the video
-        encoder's pooled embedding and patch tokens (class token left out), or with
-        ``oracle_classes`` the true classes (one token, N = 1)."""
+        """What selects each clip's source: ``(embedding [B, D], tokens [B, N, D])``.
+
+        The video encoder's pooled embedding and patch tokens (class token left out), or with
+        ``oracle_classes`` the true classes (one token, N = 1).
+        """
         if self.oracle_classes is None:
             enc = self.encode(batch)
             prefix = self.backbone.video_encoder.num_prefix_tokens
@@ -213,6 +215,7 @@ class SeparationTask(TaskModule):
         return istft(mag, out["phase_mix"][:, None], self.spec, out["mixture"].shape[-1])
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Mask loss of one batch's mixtures; logs ``train/loss``."""
         loss = self._loss(self(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["key"]))
         return loss
@@ -232,9 +235,11 @@ class SeparationTask(TaskModule):
         self.metrics.update(out["sources"][:keep].cpu(), ests.cpu(), out["mixture"][:keep].cpu())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss``; score the separated sources of up to ``max_scored`` mixtures."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
@@ -260,7 +265,9 @@ class SeparationTask(TaskModule):
         self.log(f"{stage}/skipped", skipped_all, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the mean SDR, SIR and SAR (and the mixture's SDR) over all ranks."""
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
+        """As :meth:`on_validation_epoch_end`, under ``test/``."""
         self._epoch_end("test")

@@ -57,6 +57,7 @@ def stft(waveform: Tensor, cfg: SpectrogramConfig) -> tuple[Tensor, Tensor]:
 
     Args:
         waveform: [..., samples].
+        cfg: STFT settings.
 
     Returns:
         ``(magnitude, phase)``, each [..., freq_bins, frames].
@@ -82,6 +83,7 @@ def istft(magnitude: Tensor, phase: Tensor, cfg: SpectrogramConfig, length: int)
     Args:
         magnitude: [..., freq_bins, frames].
         phase: [..., freq_bins, frames] (broadcast against ``magnitude``).
+        cfg: STFT settings.
         length: output samples.
 
     Returns:

@@ -105,8 +105,10 @@ class SeparationTargets:
         return wave
 
     def classes(self, sample: dict[str, Any], meta: dict[str, Any], objects: list[int]) -> dict:
-        """``{"sep_classes": [oracle_classes]}``, the multi-hot of ``objects``' classes (indices
-        into the JSON's ``synthetic.objects``), or ``{}`` without ``oracle_classes``."""
+        """``{"sep_classes": [oracle_classes]}``, the multi-hot of ``objects``' classes.
+
+        Indices into the JSON's ``synthetic.objects``; ``{}`` without ``oracle_classes``.
+        """
         if self.oracle_classes is None:
             return {}
         records = meta["synthetic"]["objects"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import matplotlib
@@ -12,6 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from avpretrain.data.video import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from avpretrain.models import AVMAE
 
 
 def _to_image(frame: torch.Tensor) -> torch.Tensor:
@@ -24,7 +30,9 @@ def _to_image(frame: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_figure(model, audio: torch.Tensor, video: torch.Tensor, seed: int = 0):
+def reconstruction_figure(
+    model: AVMAE, audio: torch.Tensor, video: torch.Tensor, seed: int = 0
+) -> Figure:
     """Figure of one sample's masked reconstruction (2 rows x 3 columns).
 
     Args:
@@ -57,8 +65,9 @@ def reconstruction_figure(model, audio: torch.Tensor, video: torch.Tensor, seed:
 
 
 class ReconstructionFigure(pl.Callback):
-    """Every ``every_n_steps`` steps, draws the first sample of the batch, saves a PNG in the run's
-    folder and sends it to the logger (W&B image, TensorBoard figure).
+    """Every ``every_n_steps`` steps, draws the first sample of the batch.
+
+    Saves a PNG in the run's folder and sends it to the logger (W&B image, TensorBoard figure).
 
     Args:
         every_n_steps: interval in optimiser steps.
@@ -70,7 +79,15 @@ class ReconstructionFigure(pl.Callback):
         self.dirpath = dirpath
         self.last_path: Path | None = None
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Every ``every_n_steps`` steps (global rank 0), draw, save and log the figure."""
         step = trainer.global_step
         if not trainer.is_global_zero or step % self.every_n_steps != 0:
             return

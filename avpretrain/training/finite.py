@@ -49,6 +49,7 @@ class StopOnNonFinite(pl.Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        """Raise :class:`NonFiniteError` on a non-finite gradient (not under fp16)."""
         if getattr(trainer.precision_plugin, "scaler", None) is not None:
             return  # fp16: the scaler skips steps with inf gradients itself
         grads = {n: p.grad for n, p in pl_module.named_parameters() if p.grad is not None}
@@ -62,8 +63,14 @@ class StopOnNonFinite(pl.Callback):
         )
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch, batch_idx
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
+        """Raise :class:`NonFiniteError` on a non-finite loss."""
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()):
             raise NonFiniteError(
@@ -74,6 +81,7 @@ class StopOnNonFinite(pl.Callback):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        """Raise :class:`NonFiniteError` rather than save non-finite weights."""
         bad = non_finite_tensors(checkpoint.get("state_dict", {}))
         if bad:
             raise NonFiniteError(

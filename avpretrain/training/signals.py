@@ -41,21 +41,34 @@ class StopOnSignal(pl.Callback):
         self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Install the handlers of SIGTERM and SIGINT."""
         self._pid = os.getpid()
         for signum in _SIGNALS:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Restore the handlers that were installed before (in this process only)."""
         if os.getpid() == self._pid:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)
         self._previous = {}
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Mark a training step as running."""
         self._in_step = True
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """End of a step: stop now if a signal arrived during it."""
         self._in_step = False
         if self.received is not None:
             raise self._stop(self.received)
@@ -87,6 +100,7 @@ class StopOnSignal(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
+        """After a stop by signal, write ``last.ckpt`` if the weights are whole."""
         if self.received is None or not isinstance(exception, SIGTERMException | KeyboardInterrupt):
             return
         name = signal.Signals(self.received).name

@@ -54,9 +54,13 @@ class ThroughputMonitor(pl.Callback):
         self._steps = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the clock of the first step's data wait."""
         self._last_end = time.perf_counter()
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Add the wait since the last step to the data wait; count FLOPs on the first batch."""
         now = time.perf_counter()
         if self._last_end is None:  # resumed mid-epoch: no epoch start was seen
             self._last_end = now
@@ -65,7 +69,15 @@ class ThroughputMonitor(pl.Callback):
             self.flops_per_sample = count_train_flops_per_sample(pl_module.model, batch)
             pl_module.print(f"training FLOPs per sample: {self.flops_per_sample / 1e9:.2f} G")
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Count the batch's samples and time; log every ``window`` steps."""
         self._samples += batch["audio"].shape[0]
         self._steps += 1
         if self._steps >= self.window:
