@@ -34,6 +34,7 @@ import yaml
 from avpretrain.data.datamodule import AVDataModule
 from avpretrain.data.synth import SynthConfig, write_world
 from avpretrain.data.synth_classes import DIFFICULTIES
+from avpretrain.models import AVMAE
 from avpretrain.recipes import resolve_recipe
 
 RECIPE = resolve_recipe("pretrain/tiny")
@@ -71,8 +72,10 @@ EVAL_RESERVE_SECONDS = 25.0
 
 
 def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, Any]:
-    """The tiny recipe pointed at the demo's world and folders, with the demo's step budget and
-    seed; the time limit is set just before fitting (:func:`_set_max_time`)."""
+    """The tiny recipe pointed at the demo's world and folders, with its step budget and seed.
+
+    The time limit is set just before fitting (:func:`_set_max_time`).
+    """
     cfg = yaml.safe_load(Path(args.recipe).read_text())
     cfg["seed_everything"] = args.seed
     trainer = cfg["trainer"]
@@ -116,9 +119,11 @@ def _eval_data(world: Path, split: str, recipe: dict[str, Any], classes: int) ->
 
 
 @torch.no_grad()
-def _mean_loss(model, batches: list[dict[str, Any]]) -> float:
-    """Masked reconstruction loss (audio + video, no contrastive term) with fixed masks, so
-    before and after compare."""
+def _mean_loss(model: AVMAE, batches: list[dict[str, Any]]) -> float:
+    """Masked reconstruction loss (audio + video, no contrastive term) with fixed masks.
+
+    The masks are the same for every call, so the losses before and after pretraining compare.
+    """
     model.eval()
     losses = []
     for i, batch in enumerate(batches):
@@ -128,7 +133,12 @@ def _mean_loss(model, batches: list[dict[str, Any]]) -> float:
     return sum(losses) / len(losses)
 
 
-def _probe(model, train_batches, val_batches, classes: int) -> float:
+def _probe(
+    model: AVMAE,
+    train_batches: list[dict[str, Any]],
+    val_batches: list[dict[str, Any]],
+    classes: int,
+) -> float:
     from avpretrain.probe import extract_embeddings, linear_probe
 
     xtr, ytr = extract_embeddings(model, train_batches)
@@ -173,8 +183,10 @@ def _world(world: Path, synth: SynthConfig) -> str:
 
 @contextmanager
 def _lightning_quiet() -> Iterator[None]:
-    """Lightning's device, seed and summary lines are noise beside the demo's own summary; keep
-    them at WARNING for the demo only (the process's loggers are restored afterwards)."""
+    """Keep Lightning's loggers at WARNING while the demo runs, restored afterwards.
+
+    Lightning's device, seed and summary lines are noise beside the demo's own summary.
+    """
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

@@ -303,8 +303,10 @@ class AVMAE(nn.Module):
         return AVMAEOutput(loss, loss_a, loss_v, loss_c, loss_view, pred_a, pred_v, mask_a, mask_v)
 
     def _audio_view_loss(self, audio: Tensor, generator: torch.Generator | None) -> Tensor:
-        """InfoNCE between the pooled, unmasked embeddings of two views of ``audio`` [B, 1, F, T]
-        (through the fusion layers on their own, as the contrastive pair)."""
+        """InfoNCE between the pooled, unmasked embeddings of two views of ``audio`` [B, 1, F, T].
+
+        Each view goes through the fusion layers on its own, as the contrastive pair does.
+        """
         embeddings = []
         for _ in range(2):
             view = shifted_view(audio, self.audio_view_shift, generator)
