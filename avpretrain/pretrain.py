@@ -6,7 +6,7 @@ logging, the optimiser and schedule, and reproducible masking for validation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -15,6 +15,11 @@ from avpretrain.models import AVMAE, AVMAEOutput
 from avpretrain.models.weights import import_weights as load_external_weights
 from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import scaled_lr, warmup_cosine
+
+if TYPE_CHECKING:
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+    from lightning.pytorch.utilities.parsing import AttributeDict
+    from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 
 class AVMAEPretrain(pl.LightningModule):
@@ -39,6 +44,9 @@ class AVMAEPretrain(pl.LightningModule):
             ImageNet ViT into the video encoder), ``{"audiomae": path}`` (audio encoder),
             ``{"cavmae": path}`` (both; build the model with ``cls_token: false``).
     """
+
+    # what save_hyperparameters() stores: the constructor's arguments, read as attributes
+    hparams: AttributeDict
 
     def __init__(
         self,
@@ -103,7 +111,8 @@ class AVMAEPretrain(pl.LightningModule):
         """Loss of one batch; logs the loss terms and the learning rate."""
         out = self(batch["audio"], batch["video"])
         self._log_losses(out, "train", batch["audio"].shape[0], on_step=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        optimizer = cast("LightningOptimizer", self.optimizers())  # one optimiser
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True)
         return out.loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -117,7 +126,8 @@ class AVMAEPretrain(pl.LightningModule):
     def global_batch_size(self) -> int:
         """Samples per optimiser step over all ranks (batch x ranks x accumulation)."""
         trainer = self.trainer
-        batch = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule else None
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning, undeclared
+        batch = getattr(datamodule, "batch_size", None) if datamodule else None
         if batch is None:
             raise ValueError("base_lr scaling needs the datamodule's batch_size; or set `lr`")
         return batch * trainer.world_size * trainer.accumulate_grad_batches
@@ -130,7 +140,7 @@ class AVMAEPretrain(pl.LightningModule):
             self.hparams.base_lr, self.global_batch_size(), self.hparams.lr_reference_batch
         )
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW or Adam over the weight-decay groups; linear warmup then cosine, per step."""
         hp = self.hparams
         groups = param_groups(self.model, hp.weight_decay)

@@ -8,15 +8,18 @@ an optimiser schedule.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from avpretrain.models import AVMAE
+
 
 @torch.no_grad()
 def extract_embeddings(
-    model: torch.nn.Module, batches: Iterable[dict[str, Any]], device: str | torch.device = "cpu"
+    model: AVMAE, batches: Iterable[dict[str, Any]], device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled audio and video embeddings of every clip, concatenated.
 

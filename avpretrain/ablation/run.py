@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -107,6 +108,7 @@ def fit_stage(cfg: dict[str, Any], run_dir: Path, validate: bool) -> tuple[Any, 
     path = run_dir / "recipe.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cli = run_lightning_cli(["fit", "--config", str(path)])
+    raw: Mapping[str, Any]
     if validate:
         raw = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     else:
@@ -114,7 +116,7 @@ def fit_stage(cfg: dict[str, Any], run_dir: Path, validate: bool) -> tuple[Any, 
     metrics = {k: _plain(v) for k, v in raw.items()}
     metrics["global_step"] = float(cli.trainer.global_step)
     if cli.trainer.is_global_zero:  # other ranks hold a dummy W&B run
-        experiment = cli.trainer.logger.experiment
+        experiment = cast(Any, cli.trainer.logger).experiment  # the recipe's WandbLogger
         experiment.summary.update(metrics)
         experiment.finish()
     return cli, metrics
@@ -163,7 +165,8 @@ def run_point(grid: Grid, point: Point, force: bool = False) -> dict[str, Any]:
     cli.trainer.strategy.barrier("encoders")  # every rank's probes read them
     is_zero = cli.trainer.is_global_zero
     del cli
-    metrics: dict[str, dict[str, float]] = {"pretrain": pre_metrics}
+    # a rank other than zero may lack rank-zero-only metrics: None there
+    metrics: dict[str, Mapping[str, float | None]] = {"pretrain": pre_metrics}
     for probe in grid.probes:
         probe_dir = run_dir / f"probe_{probe.name}"
         cfg = stage_config(

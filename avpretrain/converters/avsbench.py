@@ -123,12 +123,12 @@ def _frame_and_mask(frame: Path, mask: Path, size: int | None) -> tuple[np.ndarr
             mask_size = m.size
             if size is not None:  # nearest keeps the labels (and a palette PNG's palette)
                 buf = io.BytesIO()
-                m.resize((size, size), Image.NEAREST).save(buf, format="PNG")
+                m.resize((size, size), Image.Resampling.NEAREST).save(buf, format="PNG")
                 data = buf.getvalue()
     except OSError as err:
         raise ValueError(f"{mask}: not a readable PNG mask: {err}") from err
     if size is not None:
-        rgb = rgb.resize((size, size), Image.BILINEAR)
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
     elif mask_size != rgb.size:
         raise ValueError(
             f"{mask}: mask of {mask_size} pixels but its frame {frame} is {rgb.size}; "

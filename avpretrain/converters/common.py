@@ -132,7 +132,7 @@ def read_table(
     return rows
 
 
-def log_missing(missing: list[str], video_dir: Path) -> None:
+def log_missing(missing: list[str], video_dir: str | Path) -> None:
     """One warning naming the first missing videos and how many there are."""
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

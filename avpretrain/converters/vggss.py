@@ -107,7 +107,7 @@ def read_flickr_xml(path: str | Path) -> list[list[float]]:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         raise ValueError(f"{path}: not valid XML: {err}") from err
-    boxes = []
+    boxes: list[list[float]] = []
     for child in root:
         for element in child:
             if element.tag != "bbox":

@@ -83,7 +83,7 @@ def pair_sample(
         raise FileNotFoundError(f"{name}: missing {absent}")
     try:
         with Image.open(frame_path) as img:
-            frame = np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC))
+            frame = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
     except OSError as err:
         raise ValueError(f"{frame_path}: not a readable image: {err}") from err
     audio = centre_crop(read_audio(audio_path, sample_rate), centre_seconds, sample_rate)

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from avpretrain.converters.common import VideoFinder, check_complete
 
@@ -111,7 +112,7 @@ class ClipFiles:
 
     def locate(self, ytid: str, start: float, end: float) -> Path | None:
         """The clip's video file, or None if it is not there."""
-        path = self.video_dir / self.name(ytid, start, end)
+        path = cast(Path, self.video_dir) / self.name(ytid, start, end)  # a Path after init
         if not self.check or path.is_file():
             return path
         if self._finder is None:

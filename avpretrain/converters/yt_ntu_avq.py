@@ -180,8 +180,8 @@ def convert(
     log_missing(missing, finder.video_dir)
     count = write_jsonl(out_rows, out_jsonl)
     sizes = [0] * folds
-    for row in out_rows:
-        sizes[row["annotations"]["fold"]] += 1
+    for out_row in out_rows:
+        sizes[out_row["annotations"]["fold"]] += 1
     return {
         "videos": count,
         "missing_videos": len(missing),

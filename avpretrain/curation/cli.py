@@ -199,7 +199,10 @@ def _with_scores(
 
 
 def write_curated(
-    shards: list[dict[str, Any]], out: Path, scored: dict[str, list[dict]], keep: dict[str, bool]
+    shards: list[dict[str, Any]],
+    out: Path,
+    scored: dict[str, list[dict]],
+    keep: dict[tuple[str, str], bool],
 ) -> dict[str, int]:
     """Write the kept clips of every shard to ``out`` with their scores; return counts by name.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ def same_weights(a: AVMAE, b: AVMAE) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def supports(embedder: Embedder | None, *modalities: str) -> bool:
+def supports(embedder: Embedder | None, *modalities: str) -> TypeGuard[Embedder]:
     """Whether ``embedder`` claims every one of ``modalities`` ("audio", "frames", "text").
 
     Decided from the optional ``modalities`` attribute (a set of names); an embedder without one
@@ -80,7 +80,7 @@ def stack_waveforms(waveforms: Waveforms) -> Tensor:
 
 
 def _input_sizes(model: AVMAE) -> tuple[tuple[int, ...], int, int]:
-    cfg = model.config
+    cfg: dict[str, Any] = model.config
     return tuple(cfg["audio_shape"]), int(cfg["video_size"]), int(cfg["num_frames"])
 
 
@@ -133,14 +133,16 @@ class AVMAEEmbedder:
         self.av_space = av_space
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        mel_bins, frames = model.config["audio_shape"]
+        config: dict[str, Any] = model.config  # the constructor's arguments
+        mel_bins, frames = config["audio_shape"]
         base = fbank or FbankConfig()
         # the encoder's input size wins; a resizing recipe (paper) keeps its own target_frames
+        size: dict[str, Any]
         size = {"resize_frames": frames} if base.resize_frames else {"target_frames": frames}
         self.fbank_cfg = replace(base, num_mel_bins=mel_bins, **size)
         self.features = BatchedFbank(self.fbank_cfg).to(self.device)
-        self.video_size = int(model.config["video_size"])
-        self.num_frames = int(model.config["num_frames"])
+        self.video_size = int(config["video_size"])
+        self.num_frames = int(config["num_frames"])
         self.text_tower = None if text_tower is None else text_tower.eval().to(self.device)
         self.text_backbone = model
         if text_tower is not None:

@@ -29,7 +29,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -198,7 +198,7 @@ def _language(
     captioned = [i for i, c in enumerate(clips) if c.caption]
     if not captioned:
         return
-    text = embedder.embed_text([clips[i].caption for i in captioned])
+    text = embedder.embed_text([cast(str, clips[i].caption) for i in captioned])  # captioned
     subset = [clips[i] for i in captioned]
     if modality == "audio":
         rows = _embed_audio(embedder, [c.waveform for c in subset], [c.sample_rate for c in subset])

@@ -25,7 +25,7 @@ import argparse
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.models import AVMAE
 from avpretrain.tasks.backbone import load_backbone
+
+if TYPE_CHECKING:
+    from avpretrain.tasks.retrieval import RetrievalTask
 
 FORMAT = "avpretrain-text-tower"
 VERSION = 2  # 2 added the audio and video projections; 1 is not read
@@ -71,10 +74,10 @@ class TextTower(nn.Module):
         self,
         backbone: AVMAE,
         text_encoder: TextEncoder,
-        text_proj: nn.Module,
-        av_proj: nn.Module,
-        audio_proj: nn.Module,
-        video_proj: nn.Module,
+        text_proj: nn.Sequential,
+        av_proj: nn.Sequential,
+        audio_proj: nn.Sequential,
+        video_proj: nn.Sequential,
     ) -> None:
         super().__init__()
         self.backbone, self.text_encoder = backbone, text_encoder
@@ -89,18 +92,21 @@ class TextTower(nn.Module):
         """
         if not head.has_text or head.av_proj is None:
             raise ValueError("the retrieval head has no text encoder (or is not bound)")
+        # a text encoder comes with its projection; a bound head has the pair's projections
+        assert head.text_encoder is not None and head.text_proj is not None
+        assert head.audio_proj is not None and head.video_proj is not None
         projections = (head.text_proj, head.av_proj, head.audio_proj, head.video_proj)
         return cls(backbone, head.text_encoder, *projections)
 
     @classmethod
-    def from_task(cls, task: nn.Module) -> TextTower:
+    def from_task(cls, task: RetrievalTask) -> TextTower:
         """The tower of a fitted :class:`~avpretrain.tasks.retrieval.RetrievalTask`."""
         return cls.from_head(task.backbone, task.head)
 
     @property
     def embed_dim(self) -> int:
         """Width E of the shared space."""
-        return self.av_proj[-1].out_features
+        return cast(nn.Linear, self.av_proj[-1]).out_features
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> Tensor:
@@ -157,7 +163,8 @@ def _tower_from_payload(payload: dict[str, Any], path: Path) -> TextTower:
             f"version {VERSION}: write it again with `avpretrain text-tower` from its checkpoint"
         )
     backbone = AVMAE(**payload["backbone_config"])
-    backbone.audio_decoder = backbone.video_decoder = None  # encoding only, and not saved
+    # encoding only, and not saved; AVMAE declares the decoders non-optional
+    backbone.audio_decoder = backbone.video_decoder = None  # type: ignore[assignment]
     head = RetrievalHead(
         payload["embed_dim"], TextEncoder(**payload["text_config"]), norm=payload["norm"]
     )

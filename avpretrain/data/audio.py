@@ -187,6 +187,9 @@ class BatchedFbank(torch.nn.Module):
         cfg: feature settings.
     """
 
+    window: Tensor  # buffers registered in __init__
+    mel_banks: Tensor
+
     def __init__(self, cfg: FbankConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or FbankConfig()

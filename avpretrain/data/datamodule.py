@@ -205,9 +205,10 @@ class AVDataModule(L.LightningDataModule):
     def shards(self, split: str) -> list[Shard]:
         """The expanded shards of ``split`` (``train``, ``val`` or ``test``), cached."""
         if split not in self._shards:
-            if self.urls[split] is None:
+            urls = self.urls[split]
+            if urls is None:
                 raise ValueError(f"no {split}_urls given")
-            shards = expand_urls(self.urls[split])
+            shards = expand_urls(urls)
             filled = [s for s in shards if s.samples != 0]
             if not filled:
                 raise ValueError(

@@ -216,6 +216,7 @@ def _duration(container: av.container.InputContainer) -> float | None:
         return container.duration / av.time_base
     # No duration in the header (raw streams): scan packet timestamps, which is cheap.
     stream = video_stream(container)
+    assert stream is not None and stream.time_base is not None  # the caller checked the stream
     start = _start_time(container)
     end = None
     try:
@@ -238,7 +239,7 @@ def clip_windows(duration: float, clip_seconds: float, min_seconds: float) -> li
     A tail is kept if it is at least ``min_seconds`` long (it is then padded or skipped at decode
     time).
     """
-    windows = []
+    windows: list[Window] = []
     start = 0.0
     while start + min_seconds <= duration + 1e-9 and start < duration:
         windows.append(Window(len(windows), start, round(start + clip_seconds, 6)))
@@ -340,7 +341,7 @@ class _RunDecoder:
                         break
                     continue
                 for frame in frames:
-                    self._push(frame)
+                    self._push(frame)  # type: ignore[arg-type]  # demuxed a/v streams only
                 yield from self._emit_ready()
                 if not self.pending:
                     return
@@ -356,6 +357,7 @@ class _RunDecoder:
 
     def _seek(self, t: float) -> None:
         stream = self.vstream
+        assert stream.time_base is not None  # set on every demuxed stream
         try:
             self.container.seek(int((max(t, 0.0) + self.t0) / stream.time_base), stream=stream)
         except av.FFmpegError as err:
@@ -414,8 +416,10 @@ class _RunDecoder:
             return Skip("decode_error", "no video frame decoded for this clip", w)
         first = self.picker.first_time
         video_gap = first is not None and first > w.start + TOLERANCE_S
-        if video_gap and (
-            content_end - first < self.options.min_seconds or not self.options.pad_short
+        if (
+            video_gap
+            and first is not None  # implied by video_gap; narrows the type
+            and (content_end - first < self.options.min_seconds or not self.options.pad_short)
         ):
             detail = (
                 f"clip {w.start:.2f}-{w.end:.2f} s has video only from {first:.2f} s "

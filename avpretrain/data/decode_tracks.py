@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
@@ -126,6 +126,7 @@ class FramePicker:
         if self._cached[0] is not frame:
             self._cached = (frame, *self._convert(frame))
         _, array, resized = self._cached
+        assert array is not None  # cached together with the frame
         if resized:
             self.resized.add(window)
         return array
@@ -166,7 +167,7 @@ class FramePicker:
                 return None
             last = self._array(self._prev, window.index)
             frames = [last if f is None else f for f in frames]
-        return frames
+        return cast("list[np.ndarray]", frames)  # no None left
 
 
 class AudioTrack:
@@ -207,6 +208,7 @@ class AudioTrack:
             self._end = round((t or 0.0) * self.rate)
             self.first_time = self._end / self.rate
             self._placed_end = self.first_time
+        assert self._placed_end is not None  # set with _end by the first frame
         self._placed_end += seconds
         try:
             out = self._resampler.resample(frame)
@@ -225,6 +227,7 @@ class AudioTrack:
         """Continue at ``t`` seconds: the audio so far ends, the stretch up to ``t`` is a gap."""
         self.finish()
         self._resampler = self._new_resampler()
+        assert self._end is not None and self._placed_end is not None  # a frame was placed
         self._end = max(self._end, round(t * self.rate))
         self.gaps.append((self._placed_end, t))
         self._placed_end = t
@@ -240,6 +243,7 @@ class AudioTrack:
     def _append(self, frames: list[av.AudioFrame]) -> None:
         for out in frames:
             samples = out.to_ndarray().mean(axis=0, dtype=np.float32)
+            assert self._end is not None  # set by push() before the resampler gives output
             self._chunks.append((self._end, samples))
             self._end += len(samples)
 

@@ -16,7 +16,7 @@ the host, where ``decode_jpeg`` wants its input.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -130,7 +130,8 @@ def decode_frame_batch(
         frames, start = images[start : start + count], start + count
         if any(f is None for f in frames):
             continue
-        stacked = frames[0][None] if count == 1 else torch.stack(frames)  # [F, 3, H, W]
+        decoded = cast("list[Tensor]", frames)  # no None left
+        stacked = decoded[0][None] if count == 1 else torch.stack(decoded)  # [F, 3, H, W]
         clips.append(crop_resize(stacked, crop, size))
         kept.append(i)
     if not clips:

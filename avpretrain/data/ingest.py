@@ -181,6 +181,7 @@ def _run_parallel(tasks: list[dict[str, Any]], workers: int) -> Iterator[dict[st
     fresh pool, and the shards that were in flight are retried one at a time, alone in a pool
     of their own, so the culprit fails and only it.
     """
+    suspects: list[dict[str, Any]]
     queue, suspects = deque(tasks), []
     while queue:
         yield from _pool_results(queue, workers, suspects)

@@ -146,7 +146,7 @@ def _clips(
     milliseconds, say) is refused as ``past_end``; one whose padding would exceed its content
     is kept, with ``mostly_padded`` in its record (warned about by :func:`build_plan`).
     """
-    clips = []
+    clips: list[dict[str, Any]] = []
     for spec in source.clips:
         if spec.start is None:
             windows = clip_windows(duration, config.clip_seconds, config.min_seconds)
@@ -156,6 +156,8 @@ def _clips(
                 )
                 skips.append(_skip(source, "too_short", detail))
             clips.extend(_clip_record(w.start, w.end, spec) for w in windows)
+        elif spec.end is None:  # never: manifests give start and end together
+            raise AssertionError(f"clip start {spec.start} without an end")
         elif spec.start + config.min_seconds > duration + TOLERANCE_S:
             detail = (
                 f"clip {spec.start:.2f}-{spec.end:.2f} s is past the video's end ({duration:.2f} s)"
@@ -220,6 +222,9 @@ def build_plan(
     classes: list[str] | None,
 ) -> dict[str, Any]:
     """Lay out clips and shards from the probe result of every source (same order)."""
+    videos: list[dict[str, Any]]
+    skipped_videos: list[dict[str, Any]]
+    skipped_clips: list[dict[str, Any]]
     videos, skipped_videos, skipped_clips = [], [], []
     for source, info in zip(sources, probes, strict=True):
         if "reason" in info:

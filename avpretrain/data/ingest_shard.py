@@ -74,6 +74,7 @@ def _video_samples(
             sample = None if isinstance(item, Skip) else _encode(video, item, config)
             del left[item.window.index]  # only now: an encoding error must still be recorded
             if sample is None:
+                assert isinstance(item, Skip)  # _encode always returns a sample
                 skips.append(_skip_record(video, item.reason, item.detail, item.window))
             else:
                 yield sample

@@ -30,7 +30,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .flv .mpg .mpeg .ts .mts .m2ts .wmv .3gp .ogv".split()
@@ -100,7 +100,8 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         _warn_unknown(path, reader.fieldnames)
         rows = []
         for row in reader:
-            values = [v for k, v in row.items() if k is not None] + row.get(None, [])
+            extra = cast("list[str]", row.get(None, []))  # the fields beyond the header
+            values = [v for k, v in row.items() if k is not None] + extra
             if not any((v or "").strip() for v in values):
                 continue  # a row of blanks (spaces, or only commas) holds nothing to lose
             fields = len(reader.fieldnames) + len(row.get(None, []))

@@ -345,7 +345,7 @@ def build_pipeline(
         ]
     else:
         stages = [EpochShardList(urls, stream if opts.train else None)]
-        by_rank = {"rank": stream.rank, "world_size": stream.world_size}
+        by_rank: dict[str, Any] = {"rank": stream.rank, "world_size": stream.world_size}
         if split_shards:
             stages += [partial(split_by_rank, **by_rank), wds.split_by_worker]
             stages.append(read)

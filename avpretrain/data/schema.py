@@ -127,6 +127,6 @@ def encode_sample(
     sample[JSON_EXT] = json.dumps(meta).encode("utf-8")
     if gt is not None:
         buf = io.BytesIO()
-        np.savez_compressed(buf, **gt)
+        np.savez_compressed(buf, **gt)  # type: ignore[arg-type]  # names, not allow_pickle
         sample[GT_EXT] = buf.getvalue()
     return sample

@@ -75,7 +75,7 @@ def write_index(directory: str | Path, counts: dict[str, int] | None = None, **e
     """
     directory = Path(directory)
     counts = dict(counts or {})
-    shards = []
+    shards: list[dict[str, Any]] = []
     for tar in sorted(directory.glob("*.tar")):
         n = counts.get(tar.name)
         shards.append({"name": tar.name, "samples": n if n is not None else count_samples(tar)})

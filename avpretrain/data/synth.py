@@ -73,6 +73,7 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
     start = time.perf_counter()
     jobs, splits = [], {}
     for split, n in (("train", cfg.clips), ("val", cfg.val_clips)):
+        assert n is not None  # SynthConfig resolves val_clips
         directory = out / split
         directory.mkdir(parents=True, exist_ok=True)
         plan = corruption_plan(cfg, split, n)

@@ -14,7 +14,7 @@ timbre, envelope) or a band of noise. Two difficulties:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def instance_spec(spec: ClassSpec, rng: np.random.Generator) -> ClassSpec:
     return replace(
         spec,
         colour=colour,
-        rgb=tuple(int(round(c)) for c in rgb),
+        rgb=cast("tuple[int, int, int]", tuple(int(round(c)) for c in rgb)),
         pitch=round(pitch, 2),
         harmonics=tuple(round(float(h), 4) for h in harmonics),
         rate=round(float(spread(_RATE_SPREAD)), 4),

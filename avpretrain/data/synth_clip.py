@@ -9,7 +9,7 @@ still describes the clean clip, and ``synthetic.corruption`` says what was done 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -146,7 +146,7 @@ def render_clip(cfg: SynthConfig, split: str, index: int) -> Clip:
     sources, mixture, loud = render_sources(
         [specs[i] for i in heard],
         [objects[i].audio_on for i in heard],
-        [objects[i].level_db for i in heard],
+        [cast(float, objects[i].level_db) for i in heard],  # sounding objects have a level
         cfg.num_samples,
         cfg.sample_rate,
         rng,
@@ -304,10 +304,13 @@ def make_sample(
     audio, caption = clip.mixture, clip.caption
     if corruption is not None:
         if corruption.kind == "shift_audio":
+            assert corruption.shift_samples is not None  # set for this kind
             audio = np.roll(audio, corruption.shift_samples)
         elif corruption.kind == "swap_audio":
+            assert corruption.source_index is not None  # set for swaps
             audio = render_clip(cfg, split, corruption.source_index).mixture
         elif corruption.kind == "swap_caption":
+            assert corruption.source_index is not None
             caption = render_clip(cfg, split, corruption.source_index).caption
         else:
             raise ValueError(f"unknown corruption {corruption.kind!r}")

@@ -8,6 +8,8 @@ can classify over it.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from avpretrain.data.synth_classes import CLASS_NAMES, ClassSpec
@@ -85,7 +87,7 @@ def make_questions(
         return [pool[j] for j in rng.choice(len(pool), k, replace=False)]
 
     def louder(a: int, b: int) -> int:
-        return a if loudness[a] > loudness[b] else b
+        return a if cast(float, loudness[a]) > cast(float, loudness[b]) else b  # both sound
 
     qs = [_qa("How many different sounds can be heard?", str(len(sounding)), "counting", "audio")]
     if len(sounding) >= 2:

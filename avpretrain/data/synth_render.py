@@ -169,6 +169,8 @@ def render_frames(
             radius = obj.radius * (MARK_SCALE if marked else 1.0)
             centre = obj.centre(t, clip_seconds)
             _draw(canvas, masks[f], i + 1, spec, centre, radius, marked)
-            boxes[i].append(object_box(*centre, radius, size))
+            box_list = boxes[i]
+            assert box_list is not None  # on screen
+            box_list.append(object_box(*centre, radius, size))
         frames[f] = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     return frames, masks, boxes

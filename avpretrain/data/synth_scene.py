@@ -115,6 +115,7 @@ def plan_clip(cfg: SynthConfig, rng: np.random.Generator) -> list[ObjectPlan]:
     Classes are distinct within a clip and at least one object sounds.
     """
     n_sec = cfg.num_seconds
+    assert cfg.offscreen_prob is not None  # SynthConfig resolves it
     n_on = int(rng.integers(1, min(cfg.max_objects, cfg.num_classes) + 1))
     n_off = int(rng.random() < cfg.offscreen_prob and n_on < cfg.num_classes)
     classes = rng.choice(cfg.num_classes, n_on + n_off, replace=False)

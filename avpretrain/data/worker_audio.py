@@ -14,7 +14,7 @@ so every path sees the same augmentation for the same seed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -125,8 +125,9 @@ def stack_waveforms(items: list[PCMWindow | Tensor]) -> Tensor:
     scaled to [-1, 1)).
     """
     if all(isinstance(item, PCMWindow) for item in items):
-        out = np.empty((len(items), items[0].length), np.int16)
-        for row, item in zip(out, items, strict=True):
+        windows = cast("list[PCMWindow]", items)
+        out = np.empty((len(windows), windows[0].length), np.int16)
+        for row, item in zip(out, windows, strict=True):
             item.write(row)
         return torch.from_numpy(out)
     rows = [

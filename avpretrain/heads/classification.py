@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -62,7 +63,8 @@ class LinearHead(nn.Module):
                 f"classifier has {weight.shape[0]} classes, the head {self.num_classes}"
             )
         self.bind(weight.shape[1])
-        linear = self.layers[-1]
+        assert self.layers is not None  # built by bind()
+        linear = cast(nn.Linear, self.layers[-1])
         with torch.no_grad():
             linear.weight.copy_(weight)
             if "bias" in weights:

@@ -91,6 +91,7 @@ class DialogHead(nn.Module):
     def bind(self, audio_dim: int, video_dim: int, num_segments: int) -> None:
         """Build the audio-visual projections (no-op if built for these sizes)."""
         if self.proj_audio is not None:
+            assert self.proj_video is not None and self.segment_embed is not None  # built together
             built = (self.proj_audio.in_features, self.proj_video.in_features)
             if built != (audio_dim, video_dim) or self.segment_embed.shape[0] != num_segments:
                 raise ValueError(
@@ -115,6 +116,7 @@ class DialogHead(nn.Module):
         """
         if self.proj_audio is None:
             raise RuntimeError("DialogHead.bind(audio_dim, video_dim, num_segments) was not called")
+        assert self.proj_video is not None and self.segment_embed is not None  # built together
         seg = self.segment_embed[None, :, None]  # [1, T, 1, D]
         a = self.proj_audio(audio)[:, :, None] + seg + self.modality_embed[0]
         v = self.proj_video(video) + seg + self.modality_embed[1]

@@ -108,13 +108,14 @@ class AVQAHead(nn.Module):
             nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim // 2), nn.ReLU()
         )
         self.match_out = nn.Linear(dim // 2, 2)
-        self.proj_audio: nn.Module | None = None
-        self.proj_video: nn.Module | None = None
+        self.proj_audio: nn.Sequential | None = None
+        self.proj_video: nn.Linear | None = None
         self.fc_ans: nn.Linear | None = None
 
     def bind(self, audio_dim: int, video_dim: int, num_answers: int) -> None:
         """Build the input projections and the classifier (no-op if built for these sizes)."""
         if self.fc_ans is not None:
+            assert self.proj_audio is not None and self.proj_video is not None  # built together
             built = (self.proj_audio[0].in_features, self.proj_video.in_features)
             if built != (audio_dim, video_dim) or self.fc_ans.out_features != num_answers:
                 raise ValueError(
@@ -186,6 +187,7 @@ class AVQAHead(nn.Module):
         """
         if self.fc_ans is None:
             raise RuntimeError("AVQAHead.bind(audio_dim, video_dim, num_answers) was not called")
+        assert self.proj_audio is not None and self.proj_video is not None  # built with fc_ans
         q = self.encode_question(questions)  # [Q, D]
         a = self.proj_audio(audio)[clip_index]  # [Q, T, D]
         v_clip = self.proj_video(video)  # [B, T, N, D]

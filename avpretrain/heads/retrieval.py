@@ -74,6 +74,7 @@ class RetrievalHead(nn.Module):
     def bind(self, audio_dim: int, video_dim: int) -> None:
         """Build the projections for encoders of these widths (no-op if built for them)."""
         if self.audio_proj is not None:
+            assert self.video_proj is not None  # built together
             built = (self.audio_proj[-1].in_features, self.video_proj[-1].in_features)
             if built != (audio_dim, video_dim):
                 raise ValueError(f"head built for widths {built}, not {(audio_dim, video_dim)}")
@@ -103,10 +104,12 @@ class RetrievalHead(nn.Module):
         """
         if self.audio_proj is None:
             raise RuntimeError("RetrievalHead.bind(audio_dim, video_dim) was not called")
+        assert self.video_proj is not None  # built with audio_proj
         out = {"audio": self.audio_proj(audio), "video": self.video_proj(video)}
         if text is not None:
             if self.text_encoder is None:
                 raise ValueError("text given but the head has no text_encoder")
+            assert self.av_proj is not None and self.text_proj is not None  # exist with the encoder
             out["av"] = self.av_proj(torch.cat([audio, video], dim=-1))
             out["text"] = self.text_proj(self.text_encoder(*text))
         return {k: F.normalize(v, dim=-1) for k, v in out.items()}

@@ -196,6 +196,7 @@ class SeparationHead(nn.Module):
         if self.visual_pool == "mean":
             return torch.sigmoid(self.visual_proj(visual)) * self.scale
         x = visual_tokens
+        assert x is not None  # visual_pool="max" passes the tokens
         if self.visual_norm:
             x = self.visual_bn(x.flatten(0, 2)).reshape(x.shape)
         # SoP: the maximum over spatial positions of the projected feature map

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from pycocoevalcap.bleu.bleu import Bleu
@@ -64,7 +64,7 @@ def _meteor_scorer() -> Meteor:
 
 def caption_scores(
     predictions: dict[Hashable, str],
-    references: dict[Hashable, Sequence[str]],
+    references: Mapping[Hashable, Sequence[str]],
     tokenizer: str = "auto",
     meteor: bool = True,
 ) -> tuple[dict[str, float], str]:

@@ -26,7 +26,7 @@ Values are fractions in [0, 1] (papers print them x 100).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -85,7 +85,7 @@ def mean_average_precision(scores: Any, targets: Any, skip_empty: bool = False) 
     y = to_numpy(targets, "targets", 2)
     if s.shape != y.shape:
         raise ValueError(f"scores {s.shape} and targets {y.shape} differ in shape")
-    empty = ~y.astype(bool).any(axis=0)
+    empty = cast(np.ndarray, ~y.astype(bool).any(axis=0))  # [C]: y is 2-D
     if empty.any():
         log.warning(
             "mean_average_precision: %d of %d classes have no positive sample (%s)",

@@ -257,8 +257,8 @@ class ParsingMetrics:
         ]
         if arrays[0].ndim == 2:
             arrays = [x[None] for x in arrays]
-        for video in zip(*arrays, strict=True):
-            self.scores.append(parsing_metrics(*video, iou=self.iou))
+        for a_pred, v_pred, a_gt, v_gt in zip(*arrays, strict=True):
+            self.scores.append(parsing_metrics(a_pred, v_pred, a_gt, v_gt, iou=self.iou))
 
     def update_from_probs(
         self, global_prob: Any, frame_prob: Any, audio_gt: Any, visual_gt: Any

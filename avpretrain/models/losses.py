@@ -84,7 +84,7 @@ def _distributed_world() -> tuple[int, int]:
     return 0, 1
 
 
-def info_nce(a: Tensor, v: Tensor, tau: float, gather: bool = True) -> Tensor:
+def info_nce(a: Tensor, v: Tensor, tau: float | Tensor, gather: bool = True) -> Tensor:
     """Symmetric InfoNCE between paired embeddings, negatives gathered from all ranks.
 
     Under ``torch.distributed`` with world size W > 1 (and ``gather``), each rank scores its
@@ -95,7 +95,7 @@ def info_nce(a: Tensor, v: Tensor, tau: float, gather: bool = True) -> Tensor:
     Args:
         a: [B, D] audio embeddings (normalised here).
         v: [B, D] visual embeddings, ``v[i]`` paired with ``a[i]``.
-        tau: temperature.
+        tau: temperature (a scalar tensor when it is learned).
         gather: gather negatives across ranks when distributed.
 
     Returns:

@@ -8,6 +8,7 @@ Within a patch, pixels are laid out ``(tubelet, row, col, channel)`` as MAE / MA
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from einops import rearrange
@@ -85,8 +86,9 @@ class PatchEmbed(nn.Module):
         tubelet: int | None = None,
     ) -> None:
         super().__init__()
-        self.patch_size = tuple(patch_size)
+        self.patch_size = cast("tuple[int, int]", tuple(patch_size))
         self.tubelet = tubelet
+        self.proj: nn.Conv2d | nn.Conv3d
         if tubelet is None:
             self.proj = nn.Conv2d(in_chans, embed_dim, self.patch_size, stride=self.patch_size)
         else:

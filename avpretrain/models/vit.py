@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -218,7 +219,7 @@ class ViTEncoder(nn.Module):
         self.pool = pool
         self.config = config
         self.embed_dim = config.embed_dim
-        self.patch_size = tuple(patch_size)
+        self.patch_size = cast("tuple[int, int]", tuple(patch_size))
         self.tubelet = tubelet
         self.is_clip = num_frames > 1 or tubelet > 1
         self.num_prefix_tokens = 1 if cls_token else 0

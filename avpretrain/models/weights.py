@@ -36,6 +36,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -116,7 +117,7 @@ def _source_layout(
     for prefix in (1, 0) if has_cls else (0,):
         patches = rows - prefix
         if source_grid is not None and math.prod(source_grid) == patches:
-            return prefix, tuple(source_grid)
+            return prefix, cast("tuple[int, int]", tuple(source_grid))
         side = math.isqrt(patches)
         if source_grid is None and side * side == patches:
             return prefix, (side, side)
@@ -431,10 +432,12 @@ def import_weights(
         path: checkpoint file.
         strict: raise on entries that do not fit instead of reporting them.
     """
+    audio_encoder = cast(ViTEncoder, model.audio_encoder)
+    video_encoder = cast(ViTEncoder, model.video_encoder)
     if kind == "mae":
-        return import_mae(model.video_encoder, path, strict=strict)
+        return import_mae(video_encoder, path, strict=strict)
     if kind == "audiomae":
-        return import_audiomae(model.audio_encoder, path, strict=strict)
+        return import_audiomae(audio_encoder, path, strict=strict)
     if kind == "cavmae":
-        return import_cavmae(model.audio_encoder, model.video_encoder, path, strict=strict)
+        return import_cavmae(audio_encoder, video_encoder, path, strict=strict)
     raise ValueError(f"unknown weight kind {kind!r}; choose one of {IMPORTERS}")

@@ -30,7 +30,7 @@ import copy
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def fold_recipe(cfg: dict[str, Any], folds: Sequence[str], k: int, run_dir: Path
     return out
 
 
-def fold_metrics(logged: dict[str, Any], stage: str = "val") -> dict[str, dict[str, float]]:
+def fold_metrics(logged: Mapping[str, Any], stage: str = "val") -> dict[str, dict[str, float]]:
     """``{target: {metric: value}}`` from logged ``<stage>/<target>/<metric>`` values."""
     out: dict[str, dict[str, float]] = {}
     for key, value in logged.items():

@@ -39,6 +39,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -100,8 +101,8 @@ def _ranges(rating_range: Range | Mapping[str, Range], dims: Sequence[str]) -> d
         unknown = [d for d in dims if d not in rating_range]
         if unknown:
             raise ValueError(f"no rating range given for dimension(s) {unknown}")
-        return {d: tuple(rating_range[d]) for d in dims}
-    return {d: tuple(rating_range) for d in dims}
+        return {d: cast(Range, tuple(rating_range[d])) for d in dims}
+    return {d: cast(Range, tuple(rating_range)) for d in dims}
 
 
 def _invalid_rows(ratings: pd.DataFrame, ranges: dict[str, Range]) -> pd.Series:
@@ -391,7 +392,7 @@ def to_level(score: np.ndarray | pd.Series | float) -> np.ndarray:
 
 def reject_far_from_reference(
     ratings: pd.DataFrame,
-    reference_levels: Mapping[object, int],
+    reference_levels: Mapping[Any, int],
     rating_range: Range = (0.0, 100.0),
     max_distance: int = 2,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -154,6 +154,7 @@ def write_quality_world(
     start = time.perf_counter()
     jobs, splits = [], {}
     for split, n in (("train", cfg.clips), ("val", cfg.val_clips)):
+        assert n is not None  # SynthConfig resolves val_clips
         plan = _plan_folder(out / split, list(range(n)), cfg.shard_size)
         jobs += [(cfg, split, idx, out / split / name, active_prob) for name, idx in plan]
         splits[split] = {"clips": n, "shards": len(plan)}

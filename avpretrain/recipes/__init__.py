@@ -15,12 +15,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import difflib
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11; only the annotations use it
-    from importlib.resources.abc import Traversable
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 
 class RecipeNotFoundError(FileNotFoundError):

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.copy:
         try:
-            target = copy_recipe(*args.copy, force=args.force)
+            name, dest = args.copy  # nargs=2
+            target = copy_recipe(name, dest, force=args.force)
         except (RecipeNotFoundError, FileExistsError) as err:
             print(f"avpretrain recipes: {err}", file=sys.stderr)
             return 2

@@ -15,13 +15,19 @@ frame-to-frame change that reveals stutter).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.heads.quality import NUM_LEVELS, TEMPORAL_POOLING, temporal_pool
+from avpretrain.heads.quality import (
+    NUM_LEVELS,
+    TEMPORAL_POOLING,
+    MOSLevelHead,
+    MOSRegressionHead,
+    temporal_pool,
+)
 from avpretrain.metrics.quality import QualityMetrics
 from avpretrain.quality.opinion import LEVEL_WIDTH
 from avpretrain.tasks.base import TaskModule
@@ -57,6 +63,8 @@ class AVQualityTask(TaskModule):
             :func:`~avpretrain.heads.quality.temporal_pool`.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
+
+    head: MOSRegressionHead | MOSLevelHead  # the interface this task calls (bind, forward, ...)
 
     def __init__(
         self,
@@ -116,8 +124,10 @@ class AVQualityTask(TaskModule):
         a = self.encode({"audio": audio})["audio_embedding"] if audio is not None else None
         v = temporal_pool(self.video_steps(video), self.temporal) if video is not None else None
         if inputs == "video":
+            assert v is not None  # the video is given (checked above)
             return v
         ref = a if a is not None else v
+        assert ref is not None  # the audio or the video is given (checked above)
         if a is None:  # a missing modality is a mode, not a crash: zeros of its width
             a = ref.new_zeros(ref.shape[0], self.backbone.audio_encoder.embed_dim)
         if v is None:
@@ -174,8 +184,8 @@ class AVQualityTask(TaskModule):
         pred, mos = (torch.cat(self._outputs[k]) for k in ("pred", "mos"))
         self._outputs = {"pred": [], "mos": []}
         if self.trainer.world_size > 1:  # correlations over the whole set, not one rank's share
-            pred = self.all_gather(pred).flatten(0, 1).cpu()
-            mos = self.all_gather(mos).flatten(0, 1).cpu()
+            pred = cast(torch.Tensor, self.all_gather(pred)).flatten(0, 1).cpu()
+            mos = cast(torch.Tensor, self.all_gather(mos)).flatten(0, 1).cpu()
         for k, name in enumerate(self.targets):
             metrics = QualityMetrics()
             metrics.update(pred[:, k], mos[:, k])

@@ -33,8 +33,8 @@ def load_backbone(encoders: str | None, backbone: dict[str, Any] | None, seed: i
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = AVMAE(**backbone)
-    model.audio_decoder = None
-    model.video_decoder = None
+    model.audio_decoder = None  # type: ignore[assignment]  # AVMAE declares them non-optional
+    model.video_decoder = None  # type: ignore[assignment]
     return model
 
 

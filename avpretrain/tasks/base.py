@@ -10,7 +10,7 @@ rate decay.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -20,6 +20,10 @@ from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, 
 from avpretrain.tasks.segments import segment_inputs
 from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import warmup_cosine
+
+if TYPE_CHECKING:
+    from lightning.pytorch.utilities.parsing import AttributeDict
+    from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 INPUTS = ("audio", "video", "av")
 
@@ -42,6 +46,9 @@ class TaskModule(pl.LightningModule):
         warmup_steps: linear warmup, then cosine decay over the run.
         seed: seed of random encoder initialisation.
     """
+
+    # what save_hyperparameters() stores: the constructor's arguments, read as attributes
+    hparams: AttributeDict
 
     def __init__(
         self,
@@ -122,6 +129,7 @@ class TaskModule(pl.LightningModule):
         if self.hparams.inputs != "av":
             return enc[f"{self.hparams.inputs}_embedding"]
         ref = enc.get("audio_embedding", enc.get("video_embedding"))
+        assert ref is not None  # encode() returns the embedding of at least one modality
         parts = []
         for name in ("audio", "video"):
             encoder = getattr(self.backbone, f"{name}_encoder")
@@ -137,13 +145,14 @@ class TaskModule(pl.LightningModule):
         """
         if self.trainer.world_size == 1:
             return x
-        sizes = self.all_gather(torch.tensor(x.shape[0], device=self.device)).flatten().tolist()
+        count = torch.tensor(x.shape[0], device=self.device)
+        sizes = cast(torch.Tensor, self.all_gather(count)).flatten().tolist()
         padded = x.new_zeros((max(sizes), *x.shape[1:]))
         padded[: x.shape[0]] = x
-        gathered = self.all_gather(padded.to(self.device)).cpu()
+        gathered = cast(torch.Tensor, self.all_gather(padded.to(self.device))).cpu()
         return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)])
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW over the head's and the backbone's layer-decayed groups; warmup then cosine."""
         hp = self.hparams
         groups = param_groups(self.head, hp.weight_decay)

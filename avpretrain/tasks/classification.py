@@ -6,7 +6,7 @@ top-1 accuracy on the argmax, and mAP as the mean over classes of average precis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,9 @@ from torch import nn
 
 from avpretrain.metrics.classification import mean_average_precision, top1_accuracy
 from avpretrain.tasks.base import TaskModule
+
+if TYPE_CHECKING:
+    from avpretrain.heads.classification import LinearHead
 
 
 class ClassificationTask(TaskModule):
@@ -25,6 +28,8 @@ class ClassificationTask(TaskModule):
             cross-entropy on ``labels`` (mixed-up soft targets) or ``label`` and top-1 accuracy.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
+
+    head: LinearHead  # the interface this task calls (bind, forward, ...)
 
     def __init__(self, head: nn.Module, multilabel: bool = False, **kwargs: Any) -> None:
         super().__init__(head=head, **kwargs)

@@ -82,6 +82,8 @@ class DialogTask(TaskModule):
             ``inputs`` must be ``av``.
     """
 
+    head: DialogHead  # the interface this task calls (bind, forward, ...)
+
     def __init__(
         self,
         head: DialogHead,
@@ -102,7 +104,7 @@ class DialogTask(TaskModule):
             raise ValueError(f"dialog needs inputs='av', got {kwargs['inputs']!r}")
         if eval_turns not in EVAL_TURNS:
             raise ValueError(f"eval_turns must be one of {EVAL_TURNS}, got {eval_turns!r}")
-        counts = {"num_segments": num_segments, "beam_size": beam_size}
+        counts: dict[str, int | None] = {"num_segments": num_segments, "beam_size": beam_size}
         counts.update(train_turns=train_turns, history_rounds=history_rounds)
         low = {k: v for k, v in counts.items() if v is not None and v < 1}
         if low:
@@ -252,7 +254,7 @@ class DialogTask(TaskModule):
 
         A type unseen in training gets the most frequent answer of all.
         """
-        counts = {}
+        counts: dict[str, Counter[str]] = {}
         for t, a, n in self._gather(
             [(t, a, n) for t, c in self.answer_counts.items() for a, n in c.items()]
         ):

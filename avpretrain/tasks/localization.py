@@ -19,14 +19,14 @@ pair is counted as non-sounding regardless, as in SLAVC.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.heads.localization import mil_contrastive_loss, pair_maps
+from avpretrain.heads.localization import LocalizationHead, mil_contrastive_loss, pair_maps
 from avpretrain.metrics.localization import binarize_heatmap, ciou, localization_summary
 from avpretrain.metrics.slavc import slavc_metrics, slavc_sample
 from avpretrain.tasks.base import TaskModule
@@ -51,6 +51,8 @@ class LocalizationTask(TaskModule):
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
 
+    head: LocalizationHead  # the interface this task calls (bind, forward, ...)
+
     def __init__(self, head: nn.Module, tau: float = 0.03, **kwargs: Any) -> None:
         super().__init__(head=head, **kwargs)
         if self.hparams.inputs != "av":
@@ -72,7 +74,8 @@ class LocalizationTask(TaskModule):
         encoder = self.backbone.video_encoder
         tokens = self.encode({"video": video})["video_tokens"][:, encoder.num_prefix_tokens :]
         audio = self.encode({"audio": batch["audio"]})["audio_embedding"]
-        return tokens, encoder.grid_for(video), audio
+        grid = cast("tuple[int, int]", encoder.grid_for(video))  # one frame: (rows, cols)
+        return tokens, grid, audio
 
     def features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised visual maps [B, C, h, w] and audio features [B, C] of a batch."""
@@ -127,9 +130,9 @@ class LocalizationTask(TaskModule):
     def _gather(self, rows: torch.Tensor) -> torch.Tensor:
         """All ranks' rows in rank order, ranks holding different numbers of rows."""
         count = torch.tensor([rows.shape[0]], device=self.device)
-        sizes = self.all_gather(count).flatten().tolist()
+        sizes = cast(torch.Tensor, self.all_gather(count)).flatten().tolist()
         padded = F.pad(rows.to(self.device), (0, 0, 0, max(sizes) - rows.shape[0]))
-        gathered = self.all_gather(padded)  # [W, max rows, 4]
+        gathered = cast(torch.Tensor, self.all_gather(padded))  # [W, max rows, 4]
         return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)]).cpu()
 
     def _epoch_end(self, stage: str) -> None:

@@ -76,6 +76,8 @@ class MusicAVQATask(TaskModule):
             ``inputs`` must be ``av``.
     """
 
+    head: AVQAHead  # the interface this task calls (bind, forward, ...)
+
     def __init__(
         self,
         head: AVQAHead,

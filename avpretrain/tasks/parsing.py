@@ -53,6 +53,8 @@ class ParsingTask(TaskModule):
             ``inputs`` must be ``av``.
     """
 
+    head: ParsingHead  # the interface this task calls (bind, forward, ...)
+
     def __init__(
         self,
         head: ParsingHead,

@@ -8,7 +8,7 @@ ranks every clip of the validation or test set against all the others, scored as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -62,6 +62,8 @@ class RetrievalTask(TaskModule):
             ``inputs`` must be ``av``.
     """
 
+    head: RetrievalHead  # the interface this task calls (bind, forward, ...)
+
     def __init__(self, head: RetrievalHead, text_weight: float = 1.0, **kwargs: Any) -> None:
         if kwargs.get("inputs", "av") != "av":
             raise ValueError(f"retrieval needs inputs='av', got {kwargs['inputs']!r}")
@@ -85,6 +87,7 @@ class RetrievalTask(TaskModule):
                     "the head has a text encoder but the batch has no 'caption': set the data's "
                     "targets to avpretrain.tasks.retrieval_targets.caption_targets"
                 )
+            assert self.head.text_encoder is not None  # has_text
             ids, mask = self.head.text_encoder.tokenizer(batch["caption"])
             text = (ids.to(self.device), mask.to(self.device))
         return self.head(audio, video, text)
@@ -135,9 +138,9 @@ class RetrievalTask(TaskModule):
     def _gather(self, rows: Tensor) -> Tensor:
         """All ranks' rows in rank order, ranks holding different numbers of rows."""
         count = torch.tensor([rows.shape[0]], device=self.device)
-        sizes = self.all_gather(count).flatten().tolist()
+        sizes = cast(Tensor, self.all_gather(count)).flatten().tolist()
         padded = F.pad(rows.to(self.device), (0, 0, 0, max(sizes) - rows.shape[0]))
-        gathered = self.all_gather(padded)  # [W, max rows, E]
+        gathered = cast(Tensor, self.all_gather(padded))  # [W, max rows, E]
         return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)]).cpu()
 
     def _epoch_end(self, stage: str) -> None:

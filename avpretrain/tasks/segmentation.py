@@ -12,7 +12,7 @@ over all ranks, before the per-video scores are taken.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from torch import nn
 
 from avpretrain.metrics.segmentation import SegmentationMetrics, video_means
 from avpretrain.tasks.base import TaskModule
+
+if TYPE_CHECKING:
+    from avpretrain.heads.segmentation import SegmentationHead
 
 
 def _video_number(video_id: str) -> int:
@@ -41,6 +44,8 @@ class SegmentationTask(TaskModule):
         pos_weight: BCE weight of foreground pixels (None: 1), for small objects.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
+
+    head: SegmentationHead  # the interface this task calls (bind, forward, ...)
 
     def __init__(self, head: nn.Module, pos_weight: float | None = None, **kwargs: Any) -> None:
         super().__init__(head=head, **kwargs)

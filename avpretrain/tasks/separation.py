@@ -16,7 +16,7 @@ one object from its own clip's mixture, the frame showing that object alone.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from avpretrain.tasks.separation_stft import (
     unwarp_frequency,
     warp_frequency,
 )
+
+if TYPE_CHECKING:
+    from avpretrain.heads.separation import SeparationHead
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,8 @@ class SeparationTask(TaskModule):
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
             ``inputs`` must be ``video`` (the default here).
     """
+
+    head: SeparationHead  # the interface this task calls (bind, forward, ...)
 
     def __init__(
         self,
@@ -250,7 +255,8 @@ class SeparationTask(TaskModule):
         totals += [len(scores), sum("sdr_mix" in s for s in scores), skipped]
         total = torch.tensor(totals, dtype=torch.float64)
         if self.trainer.world_size > 1:
-            total = self.all_gather(total.to(self.device)).reshape(-1, len(totals)).sum(0).cpu()
+            gathered = cast(Tensor, self.all_gather(total.to(self.device)))
+            total = gathered.reshape(-1, len(totals)).sum(0).cpu()
         count, mixes, skipped_all = (float(v) for v in total[len(_SUMS) :])
         if skipped_all:
             log.info(

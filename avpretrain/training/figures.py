@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import matplotlib
@@ -91,7 +91,8 @@ class ReconstructionFigure(pl.Callback):
         step = trainer.global_step
         if not trainer.is_global_zero or step % self.every_n_steps != 0:
             return
-        fig = reconstruction_figure(pl_module.model, batch["audio"][:1], batch["video"][:1])
+        model = cast("AVMAE", pl_module.model)  # the pretraining module's model
+        fig = reconstruction_figure(model, batch["audio"][:1], batch["video"][:1])
         root = Path(self.dirpath or trainer.log_dir or trainer.default_root_dir)
         path = root / "reconstructions" / f"step{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,5 +102,5 @@ class ReconstructionFigure(pl.Callback):
             if hasattr(logger, "log_image"):
                 logger.log_image("reconstruction", [str(path)], step=step)
             elif hasattr(getattr(logger, "experiment", None), "add_figure"):
-                logger.experiment.add_figure("reconstruction", fig, step)
+                cast(Any, logger).experiment.add_figure("reconstruction", fig, step)
         plt.close(fig)

@@ -104,7 +104,8 @@ class StopOnSignal(pl.Callback):
         if self.received is None or not isinstance(exception, SIGTERMException | KeyboardInterrupt):
             return
         name = signal.Signals(self.received).name
-        checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning, undeclared
+        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
         if self._torn or trainer.world_size > 1 or not checkpoints or not checkpoints[0].dirpath:
             reason = (
                 "a step was cut short"
@@ -116,6 +117,7 @@ class StopOnSignal(pl.Callback):
             log.warning("stopped by %s; no checkpoint written (%s)", name, reason)
             return
         callback = checkpoints[0]
+        assert callback.dirpath is not None  # checked above
         path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
         try:
             trainer.save_checkpoint(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -25,7 +25,7 @@ def count_train_flops_per_sample(model: torch.nn.Module, batch: dict[str, Any]) 
         batch: a real batch; only its shapes are used (``audio [B, 1, F, T]``, ``video [B, ...]``).
     """
     meta_model = copy.deepcopy(model).to("meta")
-    meta_model.gather_negatives = False  # collectives cannot run on meta tensors
+    meta_model.gather_negatives = False  # type: ignore[assignment]  # collectives cannot run on meta tensors
     audio = torch.empty((1, *batch["audio"].shape[1:]), device="meta")
     video = torch.empty((1, *batch["video"].shape[1:]), device="meta")
     return measure_flops(meta_model, lambda: meta_model(audio, video).loss, lambda loss: loss)
@@ -66,7 +66,8 @@ class ThroughputMonitor(pl.Callback):
             self._last_end = now
         self._wait += now - self._last_end
         if self.flops_per_sample is None:
-            self.flops_per_sample = count_train_flops_per_sample(pl_module.model, batch)
+            model = cast(torch.nn.Module, pl_module.model)  # the pretraining module's model
+            self.flops_per_sample = count_train_flops_per_sample(model, batch)
             pl_module.print(f"training FLOPs per sample: {self.flops_per_sample / 1e9:.2f} G")
 
     def on_train_batch_end(
@@ -78,6 +79,7 @@ class ThroughputMonitor(pl.Callback):
         batch_idx: int,
     ) -> None:
         """Count the batch's samples and time; log every ``window`` steps."""
+        assert self._last_end is not None  # set by on_train_batch_start
         self._samples += batch["audio"].shape[0]
         self._steps += 1
         if self._steps >= self.window:
