@@ -134,7 +134,7 @@ class AVMAE(nn.Module):
         super().__init__()
         # the constructor arguments, so exported encoders can be rebuilt without the recipe
         self.config = {
-            k: asdict(v) if is_dataclass(v) else v
+            k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
             for k, v in locals().items()
             if k not in ("self", "__class__")
         }
@@ -178,7 +178,12 @@ class AVMAE(nn.Module):
 
         patch = (patch_size, patch_size)
         self.audio_encoder = ViTEncoder(
-            tuple(audio_shape), patch, 1, audio_cfg, cls_token=cls_token, pool=audio_pool
+            (audio_shape[0], audio_shape[1]),
+            patch,
+            1,
+            audio_cfg,
+            cls_token=cls_token,
+            pool=audio_pool,
         )
         self.video_encoder = ViTEncoder(
             (video_size, video_size),
@@ -242,11 +247,12 @@ class AVMAE(nn.Module):
         fused audio tokens have already attended to their paired video, which would make the
         matching task trivial.
         """
-        audio, _ = self._fuse(audio, None)
-        _, video = self._fuse(None, video)
+        fused_audio, _ = self._fuse(audio, None)
+        _, fused_video = self._fuse(None, video)
+        assert fused_audio is not None and fused_video is not None  # each modality was given
         return (
-            pool_patch_tokens(audio, self.audio_encoder.num_prefix_tokens),
-            pool_patch_tokens(video, self.video_encoder.num_prefix_tokens),
+            pool_patch_tokens(fused_audio, self.audio_encoder.num_prefix_tokens),
+            pool_patch_tokens(fused_video, self.video_encoder.num_prefix_tokens),
         )
 
     def forward(
@@ -268,7 +274,12 @@ class AVMAE(nn.Module):
         grid_a = self.audio_encoder.grid_for(audio)
         grid_v = self.video_encoder.grid_for(video)
         keep_a, mask_a, restore_a = structured_audio_masking(
-            batch, grid_a, self.mask_ratio_audio, self.audio_mask_mode, generator, audio.device
+            batch,
+            (grid_a[0], grid_a[1]),  # a spectrogram's grid is (frequency, time)
+            self.mask_ratio_audio,
+            self.audio_mask_mode,
+            generator,
+            audio.device,
         )
         keep_v, mask_v, restore_v = random_masking(
             batch, math.prod(grid_v), self.mask_ratio_video, generator, video.device
@@ -311,8 +322,10 @@ class AVMAE(nn.Module):
         for _ in range(2):
             view = shifted_view(audio, self.audio_view_shift, generator)
             tokens, _ = self._fuse(self.audio_encoder.forward_features(view), None)
+            assert tokens is not None  # audio was given
             embeddings.append(pool_patch_tokens(tokens, self.audio_encoder.num_prefix_tokens))
-        return info_nce(*embeddings, self.audio_view_tau, gather=self.gather_negatives)
+        first, second = embeddings
+        return info_nce(first, second, self.audio_view_tau, gather=self.gather_negatives)
 
     @torch.no_grad()
     def reconstruct(self, audio: Tensor, video: Tensor, out: AVMAEOutput) -> dict[str, Tensor]:
