@@ -21,7 +21,7 @@ def test_view_is_a_bounded_mel_shift_and_a_time_roll_of_each_sample():
     shifts = set()
     for i in range(b):
         lit = (view[i, 0] > -10).any(dim=1).nonzero().flatten().tolist()
-        # frame 0 of the ramp is -10 too, so a bin counts as lit when any frame is brighter
+        # the ramp (0 .. T-1) lies above the silence (-10) at every frame: one lit bin per sample
         assert len(lit) == 1, lit
         shift = lit[0] - (4 + i)
         assert -3 <= shift <= 3
