@@ -16,28 +16,38 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from avpretrain.arguments import canonical_flags, dataclass_parser, field_values
 from avpretrain.data.shards import shard_name, write_index, write_shard
-from avpretrain.data.synth_classes import DIFFICULTIES, class_table
+from avpretrain.data.synth_classes import class_table
 from avpretrain.data.synth_clip import CORRUPTIONS, Corruption, corruption_plan, make_sample
 from avpretrain.data.synth_config import SynthConfig
+
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser, Namespace
 
 __all__ = ["SynthConfig", "main", "write_world"]
 
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "synth"
+# The command's flag names from before its options were generated from SynthConfig's fields.
+FLAG_ALIASES = {
+    "classes": "num_classes",
+    "seconds": "clip_seconds",
+    "frames": "num_frames",
+    "corrupt": "corrupt_fraction",
+}
 
 
 def _write_shard_job(
@@ -102,67 +112,36 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
     return {"out": str(out), "seconds": round(time.perf_counter() - start, 3), **splits}
 
 
-def _parser() -> argparse.ArgumentParser:
-    d = SynthConfig()
-    p = argparse.ArgumentParser(
-        prog="avpretrain synth", description="Write the synthetic audio-visual world as shards."
-    )
+def synth_parser(prog: str, description: str, skip: frozenset[str] = frozenset()) -> ArgumentParser:
+    """``--out``, ``--clips``, ``--workers`` and an option per :class:`SynthConfig` field.
+
+    Args:
+        prog: the command, for the usage line.
+        description: what the command does.
+        skip: fields the command leaves at their defaults.
+    """
+    aliases = {old: name for old, name in FLAG_ALIASES.items() if name not in skip}
+    p = dataclass_parser(SynthConfig, prog, description, aliases, skip={"clips", *skip})
     p.add_argument("--out", required=True, help="output folder (gets train/ and val/)")
     p.add_argument("--clips", type=int, required=True, help="training clips")
-    p.add_argument("--val-clips", type=int, default=None, help="validation clips (clips // 4)")
-    p.add_argument("--classes", type=int, default=d.num_classes, help="object classes")
-    p.add_argument("--seconds", type=float, default=d.clip_seconds, help="clip length, s")
-    p.add_argument("--frames", type=int, default=d.num_frames, help="frames per clip")
-    p.add_argument("--frame-size", type=int, default=d.frame_size, help="frame side, pixels")
-    p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="audio rate, Hz")
-    p.add_argument("--max-objects", type=int, default=d.max_objects, help="on-screen objects")
-    p.add_argument("--seed", type=int, default=d.seed, help="world seed")
-    p.add_argument("--shard-size", type=int, default=d.shard_size, help="clips per shard")
-    p.add_argument(
-        "--corrupt", type=float, default=0.0, help="fraction of clips per corruption kind"
-    )
-    p.add_argument(
-        "--silent-prob",
-        type=float,
-        default=d.silent_prob,
-        help="chance an on-screen object is silent",
-    )
-    p.add_argument(
-        "--offscreen-prob",
-        type=float,
-        default=None,
-        help="chance of an off-screen sound (default: 0.4 hard, 0.2 easy)",
-    )
     p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
-    p.add_argument(
-        "--difficulty",
-        choices=DIFFICULTIES,
-        default=d.difficulty,
-        help="hard: colour and pitch are per-object nuisance; easy: each class has its own",
-    )
     return p
+
+
+def parse_synth_args(
+    parser: ArgumentParser, argv: list[str], skip: frozenset[str] = frozenset()
+) -> Namespace:
+    """Parse ``argv`` with a :func:`synth_parser`, older flag names and dashes included."""
+    names = {f.name for f in fields(SynthConfig)} - skip
+    return parser.parse_args(canonical_flags(argv, names, FLAG_ALIASES))
 
 
 def main(argv: list[str]) -> int:
     """``avpretrain synth``: write a world and print a one-line summary."""
-    args = _parser().parse_args(argv)
+    description = "Write the synthetic audio-visual world as shards."
+    args = parse_synth_args(synth_parser("avpretrain synth", description), argv)
     try:
-        cfg = SynthConfig(
-            clips=args.clips,
-            val_clips=args.val_clips,
-            num_classes=args.classes,
-            clip_seconds=args.seconds,
-            num_frames=args.frames,
-            frame_size=args.frame_size,
-            sample_rate=args.sample_rate,
-            max_objects=args.max_objects,
-            seed=args.seed,
-            shard_size=args.shard_size,
-            corrupt_fraction=args.corrupt,
-            difficulty=args.difficulty,
-            silent_prob=args.silent_prob,
-            offscreen_prob=args.offscreen_prob,
-        )
+        cfg = SynthConfig(**field_values(args, SynthConfig))
     except ValueError as err:
         print(f"avpretrain synth: {err}", file=sys.stderr)
         return 2

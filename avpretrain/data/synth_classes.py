@@ -18,6 +18,8 @@ from typing import Literal, cast
 
 import numpy as np
 
+from avpretrain.arguments import check_choice
+
 Difficulty = Literal["easy", "hard"]
 DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
 
@@ -116,8 +118,7 @@ class ClassSpec:
 
 def max_classes(difficulty: Difficulty = "easy") -> int:
     """Number of distinct classes a world of ``difficulty`` offers."""
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"unknown difficulty {difficulty!r}; expected one of {DIFFICULTIES}")
+    check_choice("difficulty", difficulty, Difficulty)
     return MAX_CLASSES if difficulty == "easy" else HARD_MAX_CLASSES
 
 

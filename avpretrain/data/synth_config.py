@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from avpretrain.data.synth_classes import DIFFICULTIES, Difficulty, max_classes
+from avpretrain.arguments import check_choice
+from avpretrain.data.synth_classes import Difficulty, max_classes
 
 # Objects sit in the cells of a 3 x 3 grid, one object per cell, so no object is ever hidden.
 GRID = 3
@@ -57,8 +58,7 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if self.val_clips is None:
             self.val_clips = self.clips // 4
-        if self.difficulty not in DIFFICULTIES:
-            raise ValueError(f"SynthConfig: difficulty must be one of {DIFFICULTIES}")
+        check_choice("SynthConfig: difficulty", self.difficulty, Difficulty)
         if self.offscreen_prob is None:
             self.offscreen_prob = OFFSCREEN_PROB[self.difficulty]
         top = max_classes(self.difficulty)

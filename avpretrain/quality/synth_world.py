@@ -23,20 +23,21 @@ for :mod:`avpretrain.quality.kfold`; each clip's ``annotations.fold`` records it
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from avpretrain.arguments import field_values
 from avpretrain.data.schema import encode_sample
 from avpretrain.data.shards import shard_name, write_index, write_shard
+from avpretrain.data.synth import parse_synth_args, synth_parser
 from avpretrain.data.synth_clip import SPLITS, clip_meta, render_clip
 from avpretrain.data.synth_config import SynthConfig
 from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
@@ -45,6 +46,8 @@ from avpretrain.quality.folds import assign_folds
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "quality"
 ACTIVE_PROB = 0.5
+# SynthConfig fields without a command-line option: quality clips are degraded, not corrupted.
+QUALITY_SKIP = frozenset({"corrupt_fraction"})
 # Stream id under (seed, split, ...): the synthetic world uses 0 (clips) and 1 (corruptions).
 _QUALITY_STREAM = 2
 
@@ -220,32 +223,15 @@ def write_quality_folds(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m avpretrain.quality.synth_world``: write a quality world, print a summary."""
-    defaults = {f.name: f.default for f in fields(SynthConfig)}
-    p = argparse.ArgumentParser(description="Write the synthetic quality world as shards.")
-    p.add_argument("--out", required=True, help="output folder (gets train/ and val/)")
-    p.add_argument("--clips", type=int, required=True, help="training clips")
-    p.add_argument("--val-clips", type=int, default=None, help="validation clips (clips // 4)")
-    p.add_argument("--seconds", type=float, default=defaults["clip_seconds"], help="clip length")
-    p.add_argument("--frames", type=int, default=defaults["num_frames"], help="frames per clip")
-    p.add_argument("--frame-size", type=int, default=defaults["frame_size"], help="pixels")
-    p.add_argument("--seed", type=int, default=defaults["seed"], help="world seed")
-    p.add_argument("--shard-size", type=int, default=defaults["shard_size"], help="clips/shard")
+    description = "Write the synthetic quality world as shards."
+    p = synth_parser("avpretrain synth-quality", description, QUALITY_SKIP)
     p.add_argument("--active-prob", type=float, default=ACTIVE_PROB, help="P(degradation on)")
-    p.add_argument("--workers", type=int, default=1, help="shard-writing processes")
     p.add_argument(
         "--folds", type=int, default=None, help="write fold0..fold{K-1} of --clips clips instead"
     )
-    args = p.parse_args(argv)
+    args = parse_synth_args(p, sys.argv[1:] if argv is None else argv, QUALITY_SKIP)
     try:
-        cfg = SynthConfig(
-            clips=args.clips,
-            val_clips=args.val_clips,
-            clip_seconds=args.seconds,
-            num_frames=args.frames,
-            frame_size=args.frame_size,
-            seed=args.seed,
-            shard_size=args.shard_size,
-        )
+        cfg = SynthConfig(**field_values(args, SynthConfig))
         if args.folds is None:
             summary = write_quality_world(args.out, cfg, args.active_prob, args.workers)
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avpretrain.data import synth
 from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.shards import read_index
 from avpretrain.data.synth import SynthConfig, main, write_world
@@ -290,3 +291,37 @@ def test_swap_visibility_worked_by_hand() -> None:
     assert not swap_is_visible(clip, sounds(0, 3))  # 3 could be one more off-screen source
     assert swap_is_visible(clip, sounds(2, 3))  # the drawn-sounding 0 is not heard
     assert swap_is_visible(clip, sounds(0, 1))  # the drawn-silent 1 is heard
+
+
+def test_cli_sets_every_field_by_old_name_new_name_or_dashes(tmp_path: Path, monkeypatch) -> None:
+    seen = {}
+
+    def write(out: str, cfg: SynthConfig, workers: int) -> dict:
+        seen["cfg"] = cfg
+        split = {"clips": 0, "shards": 0, "corrupted": {}}
+        return {"out": out, "seconds": 0.0, "train": split, "val": split}
+
+    monkeypatch.setattr(synth, "write_world", write)
+    argv = ["--out", str(tmp_path), "--clips", "8", "--frames", "3", "--clip_seconds", "2"]
+    argv += ["--frame-size=32", "--silent-prob", "0.5", "--offscreen_prob", "0.1"]
+    argv += ["--corrupt", "0.1", "--num-classes", "4", "--difficulty", "easy"]
+    assert main(argv) == 0
+    assert seen["cfg"] == SynthConfig(
+        clips=8,
+        num_frames=3,
+        clip_seconds=2.0,
+        frame_size=32,
+        silent_prob=0.5,
+        offscreen_prob=0.1,
+        corrupt_fraction=0.1,
+        num_classes=4,
+        difficulty="easy",
+    )
+
+
+def test_cli_rejects_bad_choices_and_values(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path), "--clips", "4", "--difficulty", "medium"])
+    assert exit_.value.code == 2 and "difficulty" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path), "--clips", "4", "--silent-prob", "2"]) == 2
+    assert "silent_prob must be in [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""Typed options: ``Literal`` choices checked at runtime, and parsers generated from dataclasses.
+
+A ``Literal`` annotation is what jsonargparse (and LightningCLI) validates a string option
+against; :func:`check_choice` gives classes built directly from Python the same check.
+:func:`dataclass_parser` builds a command's parser from a dataclass (its fields, types, defaults
+and the ``Args:`` of its docstring); :func:`canonical_flags` keeps the command's older flag
+names, and ``--dashed-names``, working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, get_args
+
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser
+
+
+def choices(literal: Any) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` type allows."""
+    return get_args(literal)
+
+
+def check_choice(name: str, value: object, literal: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of the strings of the ``Literal`` type.
+
+    Raises:
+        ValueError: ``"<name> must be one of (...), got <value>"``.
+    """
+    allowed = choices(literal)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def canonical_flags(
+    argv: Sequence[str], names: Iterable[str], aliases: Mapping[str, str] | None = None
+) -> list[str]:
+    """``argv`` with ``--old-name`` and ``--dashed-name`` rewritten to ``--field_name``.
+
+    Args:
+        argv: the command line.
+        names: the parser's option names, without ``--`` (the dataclass field names).
+        aliases: older flag names (without ``--``) -> field name, e.g. ``{"frames": "num_frames"}``.
+
+    Returns:
+        the command line with only the flags that name a field (or an alias) rewritten; values,
+        positionals and everything after ``--`` are left alone.
+    """
+    known, aliases = set(names), aliases or {}
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        if token == "--":
+            return [*out, *argv[i:]]
+        flag, sep, value = token.partition("=")
+        if flag.startswith("--"):
+            key = aliases.get(flag[2:], flag[2:]).replace("-", "_")
+            if key in known:
+                token = f"--{key}{sep}{value}"
+        out.append(token)
+    return out
+
+
+def dataclass_parser(
+    cls: type,
+    prog: str,
+    description: str,
+    aliases: Mapping[str, str] | None = None,
+    skip: set[str] | None = None,
+) -> ArgumentParser:
+    """A jsonargparse parser with one option per field of the dataclass ``cls``.
+
+    Options are ``--field_name`` with the field's type (``Literal`` fields list their choices),
+    default and docstring help; the epilog lists the ``aliases`` still accepted through
+    :func:`canonical_flags`.
+
+    Args:
+        cls: the dataclass.
+        prog: the command, for the usage line.
+        description: what the command does.
+        aliases: older flag name -> field name.
+        skip: fields left out (e.g. to add them as required options of the command).
+    """
+    from jsonargparse import ArgumentParser
+
+    epilog = "Options may also be spelled with dashes (--field-name)"
+    if aliases:
+        old = ", ".join(f"--{a} (--{f})" for a, f in aliases.items())
+        epilog += f"; also accepted: {old}"
+    parser = ArgumentParser(prog=prog, description=description, epilog=epilog + ".")
+    parser.add_class_arguments(cls, skip=set(skip or ()))
+    return parser
+
+
+def field_values(namespace: Any, cls: type) -> dict[str, Any]:
+    """The values of ``cls``'s fields in a parsed ``namespace``, as keyword arguments."""
+    return {f.name: namespace[f.name] for f in fields(cls) if f.name in namespace}
