@@ -1,4 +1,7 @@
-"""Array conversion shared by the metric modules (they accept numpy arrays or torch tensors)."""
+"""Array conversion shared by the metric modules (they accept numpy arrays or torch tensors).
+
+Also reads the row states of the ``torchmetrics.Metric`` collectors back as numpy arrays.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
+from torchmetrics.utilities import dim_zero_cat
 
 
 def to_numpy(x: Any, name: str, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
@@ -35,3 +40,19 @@ def check_binary(arr: np.ndarray, name: str) -> None:
     """Raise ValueError unless every value of ``arr`` is 0 or 1."""
     if not np.isin(arr, (0, 1)).all():
         raise ValueError(f"{name}: expected binary 0/1 values, got {np.unique(arr)[:8]}...")
+
+
+def state_numpy(state: Tensor | list[Tensor]) -> np.ndarray:
+    """A ``dist_reduce_fx="cat"`` metric state as one numpy array (rows of every update).
+
+    Before a sync the state is the list of per-update tensors, after it one tensor; both give
+    the rows in update order (rank order after a sync).
+    """
+    return to_numpy(dim_zero_cat(state), "state")
+
+
+def state_rows(state: Tensor | list[Tensor]) -> int:
+    """Number of rows in a ``cat`` metric state (0 before any update)."""
+    if isinstance(state, Tensor):
+        return state.shape[0]
+    return sum(t.shape[0] for t in state)

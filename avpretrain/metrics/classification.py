@@ -26,11 +26,16 @@ Values are fractions in [0, 1] (papers print them x 100).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import check_binary, to_numpy
+from avpretrain.metrics._arrays import check_binary, state_numpy, state_rows, to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +130,32 @@ def top1_accuracy(logits: Any, target: Any) -> float:
     return float(np.mean(np.argmax(s, axis=1) == t))
 
 
-class ClassificationMetrics:
+class ClassificationMetrics(Metric):
     """Collects clip scores over an epoch and scores the whole set at once.
 
-    Under DDP, gather scores and targets across ranks (``LightningModule.all_gather``) before
-    ``update`` or compute on the gathered set; mAP is not an average of per-rank mAPs.
+    The scores and one-hot targets are ``cat`` states, so under DDP ``compute`` scores every
+    rank's clips together (mAP is not an average of per-rank mAPs).
 
     Args:
+        keys: the scores ``compute`` returns: ``acc`` (top-1 accuracy) and / or ``mAP``.
         skip_empty: passed to :func:`mean_average_precision`.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, skip_empty: bool = False) -> None:
-        self.skip_empty = skip_empty
-        self.reset()
+    full_state_update = False
+    scores: list[Tensor]
+    targets: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self._scores: list[np.ndarray] = []
-        self._targets: list[np.ndarray] = []
+    def __init__(
+        self, keys: Sequence[str] = ("acc", "mAP"), skip_empty: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        unknown = set(keys) - {"acc", "mAP"}
+        if unknown or not keys:
+            raise ValueError(f"keys must be some of ('acc', 'mAP'), got {tuple(keys)}")
+        self.keys, self.skip_empty = tuple(keys), skip_empty
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
 
     def update(self, scores: Any, targets: Any) -> None:
         """Add a batch.
@@ -151,24 +164,25 @@ class ClassificationMetrics:
             scores: [B, C] clip scores (probabilities averaged over frames, if several).
             targets: [B] class indices or [B, C] multi-hot labels.
         """
-        s = to_numpy(scores, "scores", 2).astype(np.float64)
-        t = to_numpy(targets, "targets", (1, 2))
+        s = torch.as_tensor(to_numpy(scores, "scores", 2), dtype=torch.float64)
+        t = torch.as_tensor(to_numpy(targets, "targets", (1, 2))).long()
         if t.ndim == 1:
-            onehot = np.zeros_like(s, dtype=np.int64)
-            onehot[np.arange(len(t)), t.astype(np.int64)] = 1
-            t = onehot
+            t = F.one_hot(t, s.shape[1])
         if t.shape != s.shape:
-            raise ValueError(f"scores {s.shape} and targets {t.shape} differ in shape")
-        self._scores.append(s)
-        self._targets.append(t.astype(np.int64))
+            raise ValueError(
+                f"scores {tuple(s.shape)} and targets {tuple(t.shape)} differ in shape"
+            )
+        self.scores.append(s.to(self.device))
+        self.targets.append(t.to(self.device))
 
     def compute(self) -> dict[str, float]:
-        """Return ``{"acc": top-1 accuracy, "mAP": mean average precision}`` over all updates."""
-        if not self._scores:
+        """The ``keys`` over all updates: ``acc`` top-1 accuracy, ``mAP`` mean average precision."""
+        if not state_rows(self.scores):
             raise ValueError("ClassificationMetrics.compute: no update since reset")
-        s = np.concatenate(self._scores)
-        t = np.concatenate(self._targets)
-        return {
-            "acc": top1_accuracy(s, t),
-            "mAP": mean_average_precision(s, t, skip_empty=self.skip_empty),
-        }
+        s, t = state_numpy(self.scores), state_numpy(self.targets)
+        out = {}
+        if "acc" in self.keys:
+            out["acc"] = top1_accuracy(s, t)
+        if "mAP" in self.keys:
+            out["mAP"] = mean_average_precision(s, t, skip_empty=self.skip_empty)
+        return out

@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import to_numpy
+from avpretrain.metrics._arrays import state_numpy, to_numpy
 
 AUC_THRESHOLDS = [0.05 * i for i in range(21)]
 
@@ -189,40 +191,58 @@ def localization_summary(cious: Any) -> dict[str, float]:
     }
 
 
-class LocalizationMetrics:
+def check_maps(heatmaps: Any, gt_maps: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps [B, h, w] and square ground-truth maps [B, S, S] as numpy arrays.
+
+    Raises:
+        ValueError: other shapes, or batch sizes that differ.
+    """
+    hm = to_numpy(heatmaps, "heatmaps", 3)
+    gt = to_numpy(gt_maps, "gt_maps", 3)
+    if hm.shape[0] != gt.shape[0] or gt.shape[1] != gt.shape[2]:
+        raise ValueError(
+            f"heatmaps {hm.shape} / gt_maps {gt.shape}: expected [B, h, w] and [B, S, S]"
+        )
+    return hm, gt
+
+
+class LocalizationMetrics(Metric):
     """Collects per-sample cIoU over an epoch (EZ-VSL protocol) and summarises them.
 
+    The cIoUs are computed in ``update`` and kept as a ``cat`` state, so ``compute``
+    summarises every rank's samples.
+
     Args:
-        size: side of the evaluation maps.
         mode: upsampling mode of :func:`binarize_heatmap`.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, size: int = 224, mode: str = "bilinear") -> None:
-        self.size = size
-        self.mode = mode
-        self.reset()
+    full_state_update = False
+    cious: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.cious: list[float] = []
+    def __init__(self, mode: str = "bilinear", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.add_state("cious", default=[], dist_reduce_fx="cat")
 
     def update(self, heatmaps: Any, gt_maps: Any) -> None:
         """Score a batch.
 
         Args:
             heatmaps: [B, h, w] audio-visual maps (any scale; they are min-max normalised).
-            gt_maps: [B, size, size] ground truth from :func:`flickr_gt_map` / :func:`vggss_gt_map`.
+            gt_maps: [B, S, S] ground truth from :func:`flickr_gt_map` / :func:`vggss_gt_map`;
+                the maps are scored at its side S.
         """
-        hm = to_numpy(heatmaps, "heatmaps", 3)
-        gt = to_numpy(gt_maps, "gt_maps", 3)
-        if hm.shape[0] != gt.shape[0] or gt.shape[1:] != (self.size, self.size):
-            raise ValueError(
-                f"heatmaps {hm.shape} / gt_maps {gt.shape}: expected [B, h, w] and "
-                f"[B, {self.size}, {self.size}]"
-            )
-        for h, g in zip(hm, gt, strict=True):
-            self.cious.append(ciou(binarize_heatmap(h, self.size, self.mode), g))
+        hm, gt = check_maps(heatmaps, gt_maps)
+        size = gt.shape[-1]
+        cious = [ciou(binarize_heatmap(h, size, self.mode), g) for h, g in zip(hm, gt, strict=True)]
+        self.cious.append(torch.tensor(cious, dtype=torch.float64, device=self.device))
 
     def compute(self) -> dict[str, float]:
-        """:func:`localization_summary` of all samples."""
-        return localization_summary(np.asarray(self.cious))
+        """:func:`localization_summary` of all samples, plus their ``count``.
+
+        Only ``count`` (0) when the updates held no sample (e.g. no clip with a box).
+        """
+        cious = state_numpy(self.cious)
+        summary = localization_summary(cious) if cious.size else {}
+        return {**summary, "count": float(cious.size)}

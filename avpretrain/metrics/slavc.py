@@ -36,9 +36,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import to_numpy
-from avpretrain.metrics.localization import ciou, success_auc, upsample_heatmap
+from avpretrain.metrics._arrays import state_numpy, to_numpy
+from avpretrain.metrics.localization import check_maps, ciou, success_auc, upsample_heatmap
 
 # SLAVC's "every sample predicted" threshold; confidences are ~[0, 1].
 ALL_PREDICTED = -1000.0
@@ -169,59 +172,63 @@ def slavc_metrics(
     }
 
 
-class SLAVCMetrics:
+class SLAVCMetrics(Metric):
     """Collects confidence, ciou and has-box per sample over an epoch (SLAVC protocol).
+
+    The per-sample values are computed in ``update`` and kept as ``cat`` states, so
+    ``compute`` scores every rank's samples.
 
     Args:
         tau: temperature of the maps passed to ``update`` (fixes the normalisation).
         pred_threshold: absolute threshold on the normalised scores.
         iou_threshold: ciou needed for a true positive.
-        size: side of the evaluation maps.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
+
+    full_state_update = False
+    conf: list[Tensor]
+    cious: list[Tensor]
+    has_gt: list[Tensor]
 
     def __init__(
         self,
         tau: float = 0.03,
         pred_threshold: float = 0.5,
         iou_threshold: float = 0.5,
-        size: int = 224,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
         self.tau = tau
         self.pred_threshold = pred_threshold
         self.iou_threshold = iou_threshold
-        self.size = size
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.conf: list[float] = []
-        self.cious: list[float] = []
-        self.has_gt: list[bool] = []
+        for name in ("conf", "cious", "has_gt"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, heatmaps: Any, gt_maps: Any, has_gt: Any | None = None) -> None:
         """Score a batch.
 
         Args:
             heatmaps: [B, h, w] maps ``Savl`` = cosine / tau.
-            gt_maps: [B, size, size] ground truth (zeros for non-sounding pairs).
+            gt_maps: [B, S, S] ground truth (zeros for non-sounding pairs); the maps are scored
+                at its side S.
             has_gt: [B] whether each sample has a box; default ``gt_map.sum() > 0``.
         """
-        hm = to_numpy(heatmaps, "heatmaps", 3)
-        gt = to_numpy(gt_maps, "gt_maps", 3)
-        if hm.shape[0] != gt.shape[0] or gt.shape[1:] != (self.size, self.size):
-            raise ValueError(
-                f"heatmaps {hm.shape} / gt_maps {gt.shape}: expected [B, h, w] and "
-                f"[B, {self.size}, {self.size}]"
-            )
+        hm, gt = check_maps(heatmaps, gt_maps)
         flags = (
             gt.reshape(len(gt), -1).sum(1) > 0 if has_gt is None else to_numpy(has_gt, "has_gt", 1)
         )
-        for h, m, flag in zip(hm, gt, flags, strict=True):
-            conf, c = slavc_sample(h, m, self.tau, self.pred_threshold, self.size)
-            self.conf.append(conf)
-            self.cious.append(c)
-            self.has_gt.append(bool(flag))
+        if len(flags) != len(gt):
+            raise ValueError(f"has_gt has {len(flags)} entries for {len(gt)} maps")
+        rows = [
+            slavc_sample(h, m, self.tau, self.pred_threshold, gt.shape[-1])
+            for h, m in zip(hm, gt, strict=True)
+        ]
+        conf, cious = ([row[k] for row in rows] for k in (0, 1))
+        for name, values in (("conf", conf), ("cious", cious), ("has_gt", flags)):
+            values = torch.as_tensor(np.asarray(values, dtype=np.float64), device=self.device)
+            getattr(self, name).append(values)
 
     def compute(self) -> dict[str, float]:
-        """:func:`slavc_metrics` over all samples."""
-        return slavc_metrics(self.conf, self.cious, self.has_gt, self.iou_threshold)
+        """:func:`slavc_metrics` over all samples, plus their ``count``."""
+        conf, cious, has_gt = (state_numpy(s) for s in (self.conf, self.cious, self.has_gt))
+        return {**slavc_metrics(conf, cious, has_gt, self.iou_threshold), "count": float(conf.size)}

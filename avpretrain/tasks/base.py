@@ -2,10 +2,11 @@
 
 A task subclasses :class:`TaskModule`, receives its head as an injected ``nn.Module``
 (``class_path`` in YAML), and implements ``training_step`` / ``validation_step`` /
-``test_step`` with the metric modules of its benchmark. This class owns what every task shares:
-loading the encoders (pretrained file or random init, the baseline every table needs), the
-freezing mode, the encoders' forward under that mode, and the optimiser with layer-wise learning
-rate decay.
+``test_step`` with the metric modules of its benchmark (``torchmetrics.Metric`` collectors,
+whose whole-set scores :meth:`TaskModule.epoch_scores` returns). This class owns what every
+task shares: loading the encoders (pretrained file or random init, the baseline every table
+needs), the freezing mode, the encoders' forward under that mode, logging the epoch's scores, and
+the optimiser with layer-wise learning rate decay.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torchmetrics import Metric
 
 from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, set_mode
 from avpretrain.tasks.segments import segment_inputs
@@ -26,6 +28,18 @@ if TYPE_CHECKING:
     from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 INPUTS = ("audio", "video", "av")
+
+
+def collect(metric: Metric) -> dict[str, Any]:
+    """``metric.compute()`` over every rank's updates, then ``metric.reset()``.
+
+    Returns {} when nothing was added since the last reset (an evaluation without batches).
+    Every rank must call it (``compute`` syncs the states); Lightning gives every rank the same
+    number of evaluation batches.
+    """
+    scores = metric.compute() if metric.update_called else {}
+    metric.reset()
+    return scores
 
 
 class TaskModule(pl.LightningModule):
@@ -136,6 +150,22 @@ class TaskModule(pl.LightningModule):
             emb = enc.get(f"{name}_embedding")
             parts.append(emb if emb is not None else ref.new_zeros(ref.shape[0], encoder.embed_dim))
         return torch.cat(parts, dim=-1)
+
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """Whole-set scores of the evaluation epoch that ends, named without the stage prefix.
+
+        Tasks return their metrics' :func:`collect` here; the frame logs them as
+        ``<stage>/<name>`` at the end of every validation and test epoch. None by default.
+        """
+        return {}
+
+    def on_validation_epoch_end(self) -> None:
+        """Log :meth:`epoch_scores` under ``val/``."""
+        self.log_dict({f"val/{k}": v for k, v in self.epoch_scores("val").items()})
+
+    def on_test_epoch_end(self) -> None:
+        """Log :meth:`epoch_scores` under ``test/``."""
+        self.log_dict({f"test/{k}": v for k, v in self.epoch_scores("test").items()})
 
     def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenate ``x`` [N_rank, ...] over all ranks, whose N may differ: [sum N, ...].

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.metrics.classification import mean_average_precision, top1_accuracy
-from avpretrain.tasks.base import TaskModule
+from avpretrain.metrics.classification import ClassificationMetrics
+from avpretrain.tasks.base import TaskModule, collect
 
 if TYPE_CHECKING:
     from avpretrain.heads.classification import LinearHead
@@ -35,7 +35,7 @@ class ClassificationTask(TaskModule):
         super().__init__(head=head, **kwargs)
         self.multilabel = multilabel
         self.head.bind(self.feature_dim())
-        self._outputs: dict[str, list[torch.Tensor]] = {"scores": [], "targets": []}
+        self.metrics = ClassificationMetrics(keys=("mAP",) if multilabel else ("acc",))
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Logits [B, C] from the batch's ``audio`` and/or ``video`` (see ``pooled_features``)."""
@@ -59,9 +59,9 @@ class ClassificationTask(TaskModule):
         logits = self(batch)
         self.log(f"{stage}/loss", self._loss(logits, batch), batch_size=len(batch["key"]))
         scores = torch.sigmoid(logits) if self.multilabel else logits.softmax(-1)
-        self._outputs["scores"].append(scores.detach().float().cpu())
-        target = batch["labels"] if self.multilabel else batch["label"]
-        self._outputs["targets"].append(target.detach().cpu())
+        self.metrics.update(
+            scores.detach().float(), batch["labels" if self.multilabel else "label"]
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep the batch's class scores and targets for the epoch."""
@@ -71,22 +71,6 @@ class ClassificationTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        if not self._outputs["scores"]:
-            return
-        scores, targets = (torch.cat(self._outputs[k]) for k in ("scores", "targets"))
-        self._outputs = {"scores": [], "targets": []}
-        scores, targets = self.gather_rows(scores), self.gather_rows(targets)  # whole set
-        if self.multilabel:
-            value = mean_average_precision(scores.numpy(), targets.numpy())
-            self.log(f"{stage}/mAP", value, rank_zero_only=True)
-        else:
-            self.log(f"{stage}/acc", top1_accuracy(scores, targets), rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log ``val/mAP`` (multi-label) or ``val/acc`` over the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """``mAP`` (multi-label) or ``acc`` over every rank's clips."""
+        return collect(self.metrics)

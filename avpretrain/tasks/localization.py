@@ -21,20 +21,15 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from avpretrain.heads.localization import LocalizationHead, mil_contrastive_loss, pair_maps
-from avpretrain.metrics.localization import binarize_heatmap, ciou, localization_summary
-from avpretrain.metrics.slavc import slavc_metrics, slavc_sample
-from avpretrain.tasks.base import TaskModule
+from avpretrain.metrics.localization import LocalizationMetrics
+from avpretrain.metrics.slavc import SLAVCMetrics
+from avpretrain.tasks.base import TaskModule, collect
 
 logger = logging.getLogger("avpretrain.tasks")
-
-# per-sample row: EZ-VSL ciou (NaN when not scored), SLAVC confidence, SLAVC ciou, has ground truth
-_ROW = 4
 
 
 class LocalizationTask(TaskModule):
@@ -61,7 +56,8 @@ class LocalizationTask(TaskModule):
             raise ValueError(f"tau must be positive, got {tau}")
         self.head.bind(self.backbone.video_encoder.embed_dim, self.backbone.audio_encoder.embed_dim)
         self.tau = tau
-        self._rows: list[torch.Tensor] = []
+        self.ez_vsl = LocalizationMetrics()  # the clips with a sounding object in view
+        self.slavc = SLAVCMetrics(tau=tau)  # every clip and non-sounding pair
         self._warned_single = False
 
     def _encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
@@ -101,23 +97,17 @@ class LocalizationTask(TaskModule):
         maps = pair_maps(*self.features(batch))  # [B, B, h, w]: image n, audio m
         b = maps.shape[0]
         self.log(f"{stage}/loss", mil_contrastive_loss(maps, self.tau), batch_size=b)
-        maps = maps.detach().cpu().numpy()
-        gt = batch["gt_map"].detach().float().cpu().numpy()
-        has_gt = batch["has_gt"].detach().cpu().numpy().astype(bool)
-        rows = [self._score(maps[i, i], gt[i], bool(has_gt[i])) for i in range(b)]
-        if b >= 2:
-            empty = np.zeros_like(gt[0])
-            rows += [self._score(maps[i, (i + 1) % b], empty, False) for i in range(b)]
+        maps = maps.detach().float()
+        gt, has_gt = batch["gt_map"].float(), batch["has_gt"].bool()
+        own = maps.diagonal().permute(2, 0, 1)  # [B, h, w]: each image with its own audio
+        self.ez_vsl.update(own[has_gt], gt[has_gt])
+        self.slavc.update(own / self.tau, gt, has_gt)
+        if b >= 2:  # image i with the audio of clip i + 1, with an empty ground truth
+            shifted = maps[torch.arange(b), torch.arange(1, b + 1) % b]
+            self.slavc.update(shifted / self.tau, torch.zeros_like(gt), torch.zeros_like(has_gt))
         elif not self._warned_single:
             logger.warning("localization: an evaluation batch of 1 clip has no non-sounding pair")
             self._warned_single = True
-        self._rows.append(torch.tensor(rows, dtype=torch.float64))
-
-    def _score(self, cos_map: np.ndarray, gt_map: np.ndarray, has_gt: bool) -> list[float]:
-        size = gt_map.shape[-1]
-        ez = ciou(binarize_heatmap(cos_map, size), gt_map) if has_gt else float("nan")
-        conf, slavc_ciou = slavc_sample(cos_map / self.tau, gt_map, self.tau, size=size)
-        return [ez, conf, slavc_ciou, float(has_gt)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep the scores of each clip and of a non-sounding pair."""
@@ -127,51 +117,17 @@ class LocalizationTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _gather(self, rows: torch.Tensor) -> torch.Tensor:
-        """All ranks' rows in rank order, ranks holding different numbers of rows."""
-        count = torch.tensor([rows.shape[0]], device=self.device)
-        sizes = cast(torch.Tensor, self.all_gather(count)).flatten().tolist()
-        padded = F.pad(rows.to(self.device), (0, 0, 0, max(sizes) - rows.shape[0]))
-        gathered = cast(torch.Tensor, self.all_gather(padded))  # [W, max rows, 4]
-        return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)]).cpu()
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """Whole-set figures over every rank's clips and non-sounding pairs.
 
-    def _epoch_end(self, stage: str) -> None:
-        rows = torch.cat(self._rows) if self._rows else torch.zeros(0, _ROW, dtype=torch.float64)
-        self._rows = []
-        if self.trainer.world_size > 1:  # score the whole set, not one rank's share
-            rows = self._gather(rows)
-        if rows.shape[0] == 0:
-            return
-        scores = summarise(rows)
-        if "cIoU" not in scores:
+        ``cIoU``, ``AUC``, ``mean_cIoU`` (EZ-VSL, over the clips with ground truth; absent if
+        none has), ``slavc_precision``, ``slavc_AP``, ``slavc_F1`` (SLAVC, every clip and pair,
+        IoU 0.5) and ``num_pairs`` (clips + non-sounding pairs).
+        """
+        ez, slavc = collect(self.ez_vsl), collect(self.slavc)
+        if not slavc:
+            return {}
+        if not ez.pop("count", 0.0):
             logger.warning("localization: no %s clip has a sounding object in view", stage)
-        scores["num_pairs"] = float(rows.shape[0])  # clips + non-sounding pairs, all ranks
-        for name, value in scores.items():
-            self.log(f"{stage}/{name}", value, rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the localization scores (:func:`summarise`) over the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
-
-
-def summarise(rows: torch.Tensor) -> dict[str, float]:
-    """Whole-set figures from the per-sample rows the evaluation steps collect.
-
-    Args:
-        rows: [N, 4] float: EZ-VSL ciou (NaN where not scored), SLAVC confidence, SLAVC ciou,
-            has ground truth (1/0), for clips and non-sounding pairs alike.
-
-    Returns:
-        ``cIoU``, ``AUC``, ``mean_cIoU`` (EZ-VSL, over the rows with ground truth; absent if
-        none has) and ``slavc_precision``, ``slavc_AP``, ``slavc_F1`` (SLAVC, all rows, IoU 0.5).
-    """
-    ez, conf, slavc_ciou, has_gt = rows.double().numpy().T
-    has_gt = has_gt > 0.5
-    out = localization_summary(ez[has_gt]) if has_gt.any() else {}
-    slavc = slavc_metrics(conf, slavc_ciou, has_gt)
-    out.update({f"slavc_{name}": slavc[name] for name in ("precision", "AP", "F1")})
-    return out
+        scores = {**ez, **{f"slavc_{name}": slavc[name] for name in ("precision", "AP", "F1")}}
+        return {**scores, "num_pairs": slavc["count"]}

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from avpretrain.metrics.slavc import (
     SLAVCMetrics,
@@ -93,14 +94,14 @@ def test_sample_confidence_rounds_quarter_up():
 
 
 def test_accumulator_end_to_end():
-    metric = SLAVCMetrics(tau=1.0, size=4)
+    metric = SLAVCMetrics(tau=1.0)
     heat = np.full((2, 4, 4), -0.5)
     heat[0, :2] = 0.8  # sounding: confident and on the box
     gt = np.zeros((2, 4, 4))
     gt[0, :2] = 1
     metric.update(heat, gt)  # has_gt from the maps
-    assert metric.has_gt == [True, False]
-    assert metric.cious[0] == 1.0
+    assert torch.cat(metric.has_gt).tolist() == [1.0, 0.0]
+    assert torch.cat(metric.cious)[0] == 1.0
     out = metric.compute()
     assert out["precision"] == 0.5  # the silent pair is an FP at threshold -1000
     assert out["cIoU"] == 1.0

@@ -85,20 +85,14 @@ def test_missing_modality_is_a_mode_not_a_crash():
         video_only({"audio": audio})
 
 
-def test_gather_rows_joins_ranks_of_unequal_size(monkeypatch):
-    """Two fake ranks holding 3 and 1 rows: padding to 3 and trimming gives the 4 real rows."""
-    from types import SimpleNamespace
-
-    task = ClassificationTask(LinearHead(3), backbone=BACKBONE)
-    task._trainer = SimpleNamespace(world_size=2)
-    rank0, rank1 = torch.arange(6.0).view(3, 2), torch.tensor([[10.0, 11.0]])
-
-    def fake_all_gather(x):  # what each rank would contribute, padded as rank 0 pads
-        if x.ndim == 0:
-            return torch.tensor([3, 1])
-        other = torch.zeros_like(x)
-        other[:1] = rank1
-        return torch.stack([x, other])
-
-    monkeypatch.setattr(task, "all_gather", fake_all_gather)
-    torch.testing.assert_close(task.gather_rows(rank0), torch.cat([rank0, rank1]))
+def test_epoch_scores_come_from_a_submodule_metric_that_is_reset():
+    """The collector moves with the task (a submodule) and is empty again after an epoch."""
+    task = ClassificationTask(LinearHead(3), backbone=BACKBONE).eval()
+    assert any(m is task.metrics for m in task.modules())
+    task.log = lambda *args, **kwargs: None  # no trainer here
+    batch = {"audio": torch.randn(4, 1, 128, 192), "label": torch.tensor([0, 1, 2, 0])}
+    with torch.no_grad():
+        task._eval_step({**batch, "key": list("abcd")}, "val")
+    scores = task.epoch_scores("val")
+    assert set(scores) == {"acc"} and 0.0 <= scores["acc"] <= 1.0
+    assert not task.metrics.update_called and task.epoch_scores("val") == {}

@@ -19,7 +19,7 @@ from avpretrain.data.video import mask_transform
 from avpretrain.heads.localization import LocalizationHead, mil_contrastive_loss, pair_maps
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.localization import flickr_gt_map, vggss_gt_map
-from avpretrain.tasks.localization import LocalizationTask, summarise
+from avpretrain.tasks.localization import LocalizationTask
 from avpretrain.tasks.localization_targets import (
     boxes_to_crop,
     flickr_box_targets,
@@ -185,9 +185,12 @@ def test_evaluation_scores_an_oracle_map_and_the_non_sounding_pairs():
     gt[1, :, 16:] = 1
     batch = {"key": ["a", "b", "c"], "gt_map": gt, "has_gt": torch.tensor([True, True, False])}
     task._eval_step(batch, "val")
-    rows = torch.cat(task._rows)
-    assert rows.shape == (6, 4) and rows[:, 3].tolist() == [1, 1, 0, 0, 0, 0]
-    scores = summarise(rows)
+    assert torch.cat(task.slavc.has_gt).tolist() == [1, 1, 0, 0, 0, 0]
+    assert torch.cat(task.ez_vsl.cious).shape == (2,)  # clip 2 has no box: not scored
+    conf = torch.cat(task.slavc.conf)
+    scores = task.epoch_scores("val")
+    assert scores["num_pairs"] == 6
+    assert not task.slavc.update_called and not task.ez_vsl.update_called  # reset for the next
     # EZ-VSL: the median split of each map is exactly its half; clip 2 is not scored
     assert scores["cIoU"] == 1.0 and scores["AUC"] == pytest.approx(1.0)
     # SLAVC, every pair predicted: 2 true positives, 4 non-sounding false positives
@@ -195,8 +198,8 @@ def test_evaluation_scores_an_oracle_map_and_the_non_sounding_pairs():
     # confidence: orthogonal pairs 0.5 (the fixed normalisation of cosine 0); clip 2's flat map
     # 1.0; the sources' ~1.035 (SLAVC's bicubic upsampling overshoots at their edges), so one
     # threshold keeps exactly the two true detections: F1 = 1
-    assert rows[3:, 1].tolist() == [0.5, 0.5, 0.5]
-    assert rows[2, 1] == pytest.approx(1.0) and rows[:2, 1].min() > rows[2, 1]
+    assert conf[3:].tolist() == [0.5, 0.5, 0.5]
+    assert conf[2] == pytest.approx(1.0) and conf[:2].min() > conf[2]
     assert scores["slavc_F1"] == pytest.approx(1.0)
 
 
