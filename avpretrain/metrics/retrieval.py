@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import to_numpy
+from avpretrain.metrics._arrays import state_numpy, state_rows, to_numpy
 
 
 def retrieval_ranks(sim: Any) -> np.ndarray:
@@ -87,27 +89,28 @@ def cosine_similarity_matrix(query: Any, gallery: Any) -> np.ndarray:
     return (q @ g.T).numpy()
 
 
-class RetrievalMetrics:
+class RetrievalMetrics(Metric):
     """Collects paired embeddings over an epoch and ranks against the whole set in ``compute``.
 
-    Row ``i`` of every batch is one pair (clip ``i``'s ``query_name`` and ``gallery_name``
-    embeddings). Under DDP, gather the embeddings across ranks before ``update`` (or compute on
-    the gathered set): a per-rank gallery would make retrieval easier.
+    Row ``i`` of every batch is one pair (clip ``i``'s query and gallery embeddings). The
+    embeddings are ``cat`` states, so under DDP ``compute`` ranks every rank's clips against
+    each other (a per-rank gallery would make retrieval easier).
 
     Args:
-        query_name: name of the first modality, used in the result keys.
-        gallery_name: name of the second modality.
+        forward: name of the query -> gallery direction in the result keys (e.g. ``a2v``).
+        backward: name of the gallery -> query direction (e.g. ``v2a``).
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, query_name: str = "audio", gallery_name: str = "video") -> None:
-        self.query_name = query_name
-        self.gallery_name = gallery_name
-        self.reset()
+    full_state_update = False
+    query: list[Tensor]
+    gallery: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self._query: list[np.ndarray] = []
-        self._gallery: list[np.ndarray] = []
+    def __init__(self, forward: str = "a2v", backward: str = "v2a", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directions = (forward, backward)
+        self.add_state("query", default=[], dist_reduce_fx="cat")
+        self.add_state("gallery", default=[], dist_reduce_fx="cat")
 
     def update(self, query: Any, gallery: Any) -> None:
         """Add a batch of pairs.
@@ -116,22 +119,19 @@ class RetrievalMetrics:
             query: [B, D] embeddings of the first modality.
             gallery: [B, D'] embeddings of the second (D' = D for a cosine similarity).
         """
-        q = to_numpy(query, "query", 2).astype(np.float32)
-        g = to_numpy(gallery, "gallery", 2).astype(np.float32)
+        q = torch.as_tensor(to_numpy(query, "query", 2), dtype=torch.float32)
+        g = torch.as_tensor(to_numpy(gallery, "gallery", 2), dtype=torch.float32)
         if q.shape[0] != g.shape[0]:
             raise ValueError(f"query has {q.shape[0]} rows, gallery {g.shape[0]}: not paired")
-        self._query.append(q)
-        self._gallery.append(g)
+        self.query.append(q.to(self.device))
+        self.gallery.append(g.to(self.device))
 
     def compute(self) -> dict[str, float]:
-        """Both directions over all pairs: keys like ``"audio_to_video/R1"``."""
-        if not self._query:
+        """Both directions over all pairs, keys like ``"a2v_R1"``, and ``gallery_size``."""
+        if not state_rows(self.query):
             raise ValueError("RetrievalMetrics.compute: no update since reset")
-        sim = cosine_similarity_matrix(np.concatenate(self._query), np.concatenate(self._gallery))
+        sim = cosine_similarity_matrix(state_numpy(self.query), state_numpy(self.gallery))
         out: dict[str, float] = {}
-        for name, matrix in (
-            (f"{self.query_name}_to_{self.gallery_name}", sim),
-            (f"{self.gallery_name}_to_{self.query_name}", sim.T),
-        ):
-            out.update({f"{name}/{k}": v for k, v in retrieval_metrics(matrix).items()})
-        return out
+        for name, matrix in zip(self.directions, (sim, sim.T), strict=True):
+            out.update({f"{name}_{k}": v for k, v in retrieval_metrics(matrix).items()})
+        return {**out, "gallery_size": float(sim.shape[0])}

@@ -8,43 +8,14 @@ ranks every clip of the validation or test set against all the others, scored as
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from avpretrain.heads.retrieval import RetrievalHead
-from avpretrain.metrics.retrieval import cosine_similarity_matrix, retrieval_metrics
+from avpretrain.metrics.retrieval import RetrievalMetrics
 from avpretrain.models.losses import info_nce
-from avpretrain.tasks.base import TaskModule
-
-# (log name, query, gallery): the second of each pair is the same similarity matrix transposed
-DIRECTIONS = (("a2v", "audio", "video"), ("t2av", "text", "av"))
-REVERSE = {"a2v": "v2a", "t2av": "av2t"}
-
-
-def retrieval_scores(embeddings: dict[str, Any]) -> dict[str, float]:
-    """R@1/5/10, median and mean rank for each direction the embeddings allow.
-
-    Args:
-        embeddings: ``audio``, ``video`` and optionally ``av`` and ``text``, each [N, E] with
-            row ``i`` of every entry belonging to clip ``i`` (the whole evaluation set).
-
-    Returns:
-        ``{"a2v_R1", "a2v_R5", "a2v_R10", "a2v_MedianR", "a2v_MeanR", "v2a_R1", ...}`` and the
-        ``t2av_*`` / ``av2t_*`` keys when ``text`` and ``av`` are given. R@K in percent.
-    """
-    out: dict[str, float] = {}
-    for name, query, gallery in DIRECTIONS:
-        if query not in embeddings or gallery not in embeddings:
-            continue
-        sim = cosine_similarity_matrix(embeddings[query], embeddings[gallery])
-        for direction, matrix in ((name, sim), (REVERSE[name], sim.T)):
-            out.update({f"{direction}_{k}": v for k, v in retrieval_metrics(matrix).items()})
-        del sim  # [N, N]: large on a real test set, free it before the next pair
-    return out
+from avpretrain.tasks.base import TaskModule, collect
 
 
 class RetrievalTask(TaskModule):
@@ -70,7 +41,8 @@ class RetrievalTask(TaskModule):
         super().__init__(head=head, **kwargs)
         self.text_weight = text_weight
         self.head.bind(self.backbone.audio_encoder.embed_dim, self.backbone.video_encoder.embed_dim)
-        self._outputs: dict[str, list[Tensor]] = {}
+        self.audio_video = RetrievalMetrics("a2v", "v2a")
+        self.text_av = RetrievalMetrics("t2av", "av2t")
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Normalised shared-space embeddings [B, E]: ``audio``, ``video`` (+ ``av``, ``text``).
@@ -124,8 +96,9 @@ class RetrievalTask(TaskModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         emb = self(batch)
         self.log(f"{stage}/loss", self._losses(emb)["loss"], batch_size=len(batch["key"]))
-        for name, value in emb.items():
-            self._outputs.setdefault(name, []).append(value.detach().float().cpu())
+        self.audio_video.update(emb["audio"].detach().float(), emb["video"].detach().float())
+        if "text" in emb:
+            self.text_av.update(emb["text"].detach().float(), emb["av"].detach().float())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep the batch's embeddings for the epoch."""
@@ -135,32 +108,16 @@ class RetrievalTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _gather(self, rows: Tensor) -> Tensor:
-        """All ranks' rows in rank order, ranks holding different numbers of rows."""
-        count = torch.tensor([rows.shape[0]], device=self.device)
-        sizes = cast(Tensor, self.all_gather(count)).flatten().tolist()
-        padded = F.pad(rows.to(self.device), (0, 0, 0, max(sizes) - rows.shape[0]))
-        gathered = cast(Tensor, self.all_gather(padded))  # [W, max rows, E]
-        return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)]).cpu()
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """R@1/5/10, median and mean rank, every rank's clips against each other.
 
-    def _epoch_end(self, stage: str) -> None:
-        outputs, self._outputs = self._outputs, {}
-        names = ["audio", "video"] + (["av", "text"] if self.head.has_text else [])
-        empty = torch.zeros(0, self.head.embed_dim)
-        embeddings = {n: torch.cat(outputs.get(n) or [empty]) for n in names}
-        if self.trainer.world_size > 1:  # rank against the whole set, not one rank's share
-            embeddings = {n: self._gather(e) for n, e in embeddings.items()}
-        if embeddings["audio"].shape[0] == 0:
-            return
-        scores = retrieval_scores({n: e.numpy().astype(np.float32) for n, e in embeddings.items()})
-        scores["gallery_size"] = float(embeddings["audio"].shape[0])  # clips ranked, all ranks
-        for name, value in scores.items():
-            self.log(f"{stage}/{name}", value, rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the retrieval scores, ranking every clip against the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+        ``a2v_*`` / ``v2a_*`` and, with captions, ``t2av_*`` / ``av2t_*`` (R@K in percent), and
+        ``gallery_size`` (the clips ranked).
+        """
+        scores = collect(self.audio_video)
+        text = collect(self.text_av)
+        if not scores:
+            return {}
+        size = scores.pop("gallery_size")
+        text.pop("gallery_size", None)
+        return {**scores, **text, "gallery_size": size}

@@ -3,10 +3,10 @@ score as one instance given every update."""
 
 import numpy as np
 import pytest
-import torch
 
 from avpretrain.metrics.classification import ClassificationMetrics
 from avpretrain.metrics.localization import LocalizationMetrics
+from avpretrain.metrics.retrieval import RetrievalMetrics
 from avpretrain.metrics.slavc import SLAVCMetrics
 
 rng = np.random.default_rng(0)
@@ -56,3 +56,9 @@ def test_localization():
 def test_slavc():
     batches = [_maps(3, boxes=i % 3 != 2) for i in range(6)]
     assert_same(*split_equals_whole(lambda: SLAVCMetrics(tau=1.0), batches))
+
+
+def test_retrieval():
+    batches = [(rng.normal(size=(4, 3)), rng.normal(size=(4, 3))) for _ in range(4)]
+    batches.append((batches[0][0][:2], batches[0][1][:2]))  # ties across the two halves
+    assert_same(*split_equals_whole(RetrievalMetrics, batches))

@@ -1,4 +1,4 @@
-"""Retrieval on the tiny world through the CLI, the whole-set metrics, losses and the DDP gather."""
+"""Retrieval on the tiny world through the CLI, the whole-set metrics, losses and DDP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.lightning_cli import run_lightning_cli
-from avpretrain.tasks.retrieval import RetrievalTask, retrieval_scores
+from avpretrain.tasks.retrieval import RetrievalTask
 from avpretrain.tasks.retrieval_targets import caption_targets
 
 from .helpers import (
@@ -60,9 +60,19 @@ def test_linear_probe_through_cli_logs_every_metric(tiny_world, tmp_path):
     assert any(r.get("train/loss_text") for r in rows)
 
 
+def _epoch_scores(**emb) -> dict[str, float]:
+    """The task's epoch scores after one evaluation batch of these embeddings."""
+    task = _task()
+    task.audio_video.update(emb["audio"], emb["video"])
+    if "text" in emb:
+        task.text_av.update(emb["text"], emb["av"])
+    return task.epoch_scores("val")
+
+
 def test_perfect_embeddings_give_r1_100():
     emb = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
-    scores = retrieval_scores({"audio": emb, "video": emb * 3, "av": emb, "text": emb})
+    scores = _epoch_scores(audio=emb, video=emb * 3, av=emb, text=emb)
+    assert scores["gallery_size"] == 5.0
     for d in DIRECTIONS:
         assert scores[f"{d}_R1"] == 100.0 and scores[f"{d}_MedianR"] == 1.0
 
@@ -71,7 +81,7 @@ def test_scores_by_hand():
     # audio 0 -> videos: cosines 0.6, 0.8, -1: its truth ranks second; audio 1, 2 rank first
     audio = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     video = np.array([[0.6, -0.8], [0.8, 0.6], [-1.0, 0.0]])
-    scores = retrieval_scores({"audio": audio, "video": video})
+    scores = _epoch_scores(audio=audio, video=video)
     assert scores["a2v_R1"] == pytest.approx(200 / 3)
     assert scores["a2v_MeanR"] == pytest.approx(4 / 3)
     assert "t2av_R1" not in scores
@@ -125,19 +135,6 @@ def test_every_trainable_parameter_gets_a_gradient(with_text):
     trainable = [(n, p) for n, p in task.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("head.") for n, _ in trainable)  # linear probe
     assert [n for n, p in trainable if p.grad is None] == []
-
-
-def test_gather_keeps_each_ranks_rows_once():
-    task = _task()
-    mine, theirs = torch.arange(6.0).view(3, 2), torch.tensor([[10.0, 11.0]])
-
-    def fake_all_gather(x):  # rank 0 of 2; rank 1 holds one row
-        if x.shape == (1,):
-            return torch.tensor([[3], [1]])
-        return torch.stack([x, F.pad(theirs, (0, 0, 0, x.shape[0] - 1))])
-
-    task.all_gather = fake_all_gather
-    assert torch.equal(task._gather(mine), torch.cat([mine, theirs]))
 
 
 def test_caption_targets():
