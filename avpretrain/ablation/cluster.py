@@ -30,12 +30,14 @@ DEFAULT_SBATCH = {"cpus-per-task": 16, "gres": "gpu:1", "time": "24:00:00"}
 def sweep_config(grid: Grid, metric: str | None = None) -> dict[str, Any]:
     """The W&B sweep (method grid) over the grid's axes, calling ``ablate --run-one``."""
     axes = {
-        "scale": grid.axes["scale"],
-        "curated": grid.axes["curated"],
-        "threshold": grid.axes["threshold"],
-        "criteria": [None if c is None else "+".join(c) or "none" for c in grid.axes["criteria"]],
+        "scale": grid.axes.scale,
+        "curated": grid.axes.curated,
+        "threshold": grid.axes.thresholds(),
+        "criteria": [
+            None if c is None else "+".join(c) or "none" for c in grid.axes.criteria_sets()
+        ],
     }
-    if True not in grid.axes["curated"]:
+    if True not in grid.axes.curated:
         axes = {"scale": axes["scale"], "curated": axes["curated"]}
     if metric is None and grid.probes:
         probe = grid.probes[0]

@@ -33,18 +33,18 @@ per scale (``threshold`` and ``criteria`` are None there) instead of one per com
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from argparse import ArgumentError
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from avpretrain.arguments import field_values
 from avpretrain.curation.filter import STAGES
 from avpretrain.recipes import RecipeNotFoundError, resolve_recipe
 
-AXES = ("scale", "curated", "threshold", "criteria")
-BUDGET_KEYS = ("max_steps", "max_epochs", "max_time")
-THRESHOLD_MODES = ("score", "quantile")
+ThresholdMode = Literal["score", "quantile"]
 
 
 @dataclass(frozen=True)
@@ -85,40 +85,183 @@ class Point:
         }
 
 
-@dataclass
-class Stage:
-    """A recipe with its budget and overrides (the pretraining, or one probe)."""
+def parse_criteria(value: str | list[str], where: str = "criteria") -> tuple[str, ...]:
+    """``"instance+temporal"`` or ``[instance, temporal]`` -> stages in the paper's order.
 
-    name: str
+    ``"none"`` or ``[]`` switches every stage off.
+    """
+    items = value.split("+") if isinstance(value, str) else list(value)
+    items = [str(i).strip() for i in items if str(i).strip() and str(i).strip() != "none"]
+    unknown = [i for i in items if i not in STAGES]
+    if unknown:
+        raise ValueError(f"{where}: unknown criteria {unknown}; expected some of {list(STAGES)}")
+    return tuple(s for s in STAGES if s in items)
+
+
+@dataclass
+class GridData:
+    """The shards of a grid.
+
+    Args:
+        pool: the shards subsets are drawn from.
+        scores: ``avpretrain curate``'s score cache (needed by curated points).
+        probe_train: the probes' train shards (else the probe recipe's).
+        probe_val: the probes' val shards (else the probe recipe's).
+    """
+
+    pool: str
+    scores: str | None = None
+    probe_train: str | None = None
+    probe_val: str | None = None
+
+
+@dataclass
+class Axes:
+    """The axes of a grid; uncurated points ignore ``threshold`` and ``criteria``.
+
+    Args:
+        scale: clips per point: an int is a count (>= 1), a float in (0, 1] a fraction.
+        curated: whether the alignment filter selects the clips (Table 10).
+        threshold: the similarity threshold of every active stage, in [0, 1] (Table 12).
+        criteria: the stages switched on, ``"instance+temporal"`` or a list (Table 11).
+    """
+
+    scale: list[int | float]
+    curated: list[bool] = field(default_factory=lambda: [False])
+    threshold: list[float] | None = None
+    criteria: list[str | list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        for axis in ("scale", "curated"):
+            if not getattr(self, axis):
+                raise ValueError(f"axes.{axis} must be a non-empty list")
+        for value in self.scale:
+            if isinstance(value, int) and value < 1:
+                raise ValueError(f"axes.scale: a clip count must be >= 1, got {value}")
+            if isinstance(value, float) and not 0.0 < value <= 1.0:
+                raise ValueError(f"axes.scale: a fraction must be in (0, 1], got {value}")
+        if True in self.curated:
+            for axis in ("threshold", "criteria"):
+                if not getattr(self, axis):
+                    raise ValueError(f"missing key axes.{axis} (curated points need it)")
+            for t in self.threshold or ():
+                if not 0.0 <= t <= 1.0:
+                    raise ValueError(f"axes.threshold: {t!r} is not a number in [0, 1]")
+            self.criteria_sets()
+
+    def thresholds(self) -> list[float | None]:
+        """The threshold axis; ``[None]`` when the grid has no curated point."""
+        return [*self.threshold] if self.threshold and True in self.curated else [None]
+
+    def criteria_sets(self) -> list[tuple[str, ...] | None]:
+        """The criteria axis parsed; ``[None]`` when the grid has no curated point."""
+        if not self.criteria or True not in self.curated:
+            return [None]
+        return [parse_criteria(c, "axes.criteria") for c in self.criteria]
+
+
+@dataclass
+class Budget:
+    """What bounds a stage's training; at least one is set.
+
+    Args:
+        max_steps: optimiser steps.
+        max_epochs: epochs.
+        max_time: wall clock, ``"DD:HH:MM:SS"`` or ``{hours: ..., minutes: ...}``.
+    """
+
+    max_steps: int | None = None
+    max_epochs: int | None = None
+    max_time: str | dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.trainer_args():
+            raise ValueError(f"budget must set some of {tuple(f.name for f in fields(self))}")
+
+    def trainer_args(self) -> dict[str, Any]:
+        """The set limits, as ``Trainer`` arguments."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass(kw_only=True)
+class Stage:
+    """A recipe with its budget and overrides: the pretraining, or one probe.
+
+    Args:
+        recipe: a recipe file, or a packaged recipe's name (``tasks/retrieval/synth.yaml``).
+        budget: the training limits replacing the recipe's.
+        overrides: dotted keys into the recipe -> values.
+        metrics: the validation metrics tabulated (default: all).
+        name: the stage's name in run folders and W&B.
+    """
+
     recipe: Path
-    budget: dict[str, Any]
+    budget: Budget
     overrides: dict[str, Any] = field(default_factory=dict)
     metrics: list[str] | None = None
+    name: str = "pretrain"
 
 
-@dataclass
+@dataclass(kw_only=True)
+class Probe(Stage):
+    """A probe of the pretrained encoders: a :class:`Stage` with its own (unique) name."""
+
+    name: str = field()  # required: a bare annotation would inherit Stage's default
+
+
+@dataclass(kw_only=True)
 class Grid:
-    """A parsed grid file (see the module docstring)."""
+    """A grid file (see the module docstring).
 
-    path: Path
+    Args:
+        name: the W&B group and default output folder name.
+        data: the shards.
+        axes: the grid's axes.
+        pretrain: the pretraining of every point.
+        probes: the probes of every point's encoders.
+        out: the results folder (default ``runs/ablate/<name>``).
+        threshold_mode: ``score`` (absolute similarity) or ``quantile`` (as ``curate --quantile``).
+        subset_seed: seed of the subsets' random draws.
+        shard_size: clips per shard of the subsets.
+        wandb_project: the W&B project.
+        sbatch: ``#SBATCH`` options of the cluster script.
+        path: the grid file (set by :func:`load_grid`).
+    """
+
     name: str
-    out: Path
-    data: dict[str, Any]
-    axes: dict[str, list[Any]]
-    threshold_mode: str
+    data: GridData
+    axes: Axes
     pretrain: Stage
-    probes: list[Stage]
+    probes: list[Probe]
+    out: Path
+    threshold_mode: ThresholdMode = "score"
     subset_seed: int = 0
     shard_size: int = 256
     wandb_project: str = "avpretrain-ablation"
     sbatch: dict[str, Any] = field(default_factory=dict)
+    path: Path = Path()
+
+    def __post_init__(self) -> None:
+        if True in self.axes.curated and self.data.scores is None:
+            raise ValueError("missing key data.scores (curated points need it)")
+        if len({p.name for p in self.probes}) != len(self.probes):
+            raise ValueError("probe names must be unique")
+        stages = [("pretrain", self.pretrain)] + [
+            (f"probes[{i}]", p) for i, p in enumerate(self.probes)
+        ]
+        for where, stage in stages:
+            try:
+                stage.recipe = resolve_recipe(stage.recipe).resolve()
+            except RecipeNotFoundError as err:
+                raise ValueError(f"{where}.recipe: {err}") from None
 
     def points(self) -> list[Point]:
         """The grid points in a fixed order (scale varies fastest), uncurated ones deduplicated."""
         seen: set[tuple] = set()
         points: list[Point] = []
         combos = itertools.product(
-            self.axes["curated"], self.axes["threshold"], self.axes["criteria"], self.axes["scale"]
+            self.axes.curated, self.axes.thresholds(), self.axes.criteria_sets(), self.axes.scale
         )
         for curated, threshold, criteria, scale in combos:
             key = (scale, curated, threshold, criteria) if curated else (scale, curated)
@@ -141,94 +284,8 @@ class GridError(ValueError):
     """A grid file that cannot be used; the message names the file and the problem."""
 
 
-def _require(mapping: dict[str, Any], key: str, where: str, path: Path) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise GridError(f"{path}: missing key {where}{key}")
-    return mapping[key]
-
-
-def resolve_path(value: str | Path, path: Path, key: str) -> Path:
-    """A recipe from the grid: a file path or a packaged recipe name.
-
-    A file as given (relative to the working directory), else a packaged recipe (``pretrain/tiny``,
-    ``tasks/retrieval/synth.yaml``, ``configs/...``).
-    """
-    try:
-        return resolve_recipe(value).resolve()
-    except RecipeNotFoundError as err:
-        raise GridError(f"{path}: {key}: {err}") from None
-
-
-def _scale(value: Any, path: Path) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GridError(f"{path}: axes.scale: {value!r} is not a clip count or a fraction")
-    if isinstance(value, int):
-        if value < 1:
-            raise GridError(f"{path}: axes.scale: a clip count must be >= 1, got {value}")
-        return value
-    if not 0.0 < value <= 1.0:
-        raise GridError(f"{path}: axes.scale: a fraction must be in (0, 1], got {value}")
-    return float(value)
-
-
-def parse_criteria(value: Any, where: str = "criteria") -> tuple[str, ...]:
-    """``"instance+temporal"`` or ``[instance, temporal]`` -> stages in the paper's order.
-
-    ``"none"`` or ``[]`` switches every stage off.
-    """
-    items = value.split("+") if isinstance(value, str) else list(value)
-    items = [str(i).strip() for i in items if str(i).strip() and str(i).strip() != "none"]
-    unknown = [i for i in items if i not in STAGES]
-    if unknown:
-        raise ValueError(f"{where}: unknown criteria {unknown}; expected some of {list(STAGES)}")
-    return tuple(s for s in STAGES if s in items)
-
-
-def _axes(raw: dict[str, Any], path: Path) -> dict[str, list[Any]]:
-    axes = _require(raw, "axes", "", path)
-    unknown = set(axes) - set(AXES)
-    if unknown:
-        raise GridError(f"{path}: unknown axes {sorted(unknown)}; expected some of {AXES}")
-    values = {}
-    for axis in AXES:
-        items = axes.get(axis, {"curated": [False], "scale": None}.get(axis, [None]))
-        if items is None:
-            raise GridError(f"{path}: missing key axes.scale")
-        if not isinstance(items, list) or not items:
-            raise GridError(f"{path}: axes.{axis} must be a non-empty list")
-        values[axis] = items
-    values["scale"] = [_scale(v, path) for v in values["scale"]]
-    if any(not isinstance(v, bool) for v in values["curated"]):
-        raise GridError(f"{path}: axes.curated must list true/false")
-    if True in values["curated"]:
-        for axis in ("threshold", "criteria"):
-            if axis not in axes:
-                raise GridError(f"{path}: missing key axes.{axis} (curated points need it)")
-        for t in values["threshold"]:
-            if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
-                raise GridError(f"{path}: axes.threshold: {t!r} is not a number in [0, 1]")
-        try:
-            values["criteria"] = [parse_criteria(c, "axes.criteria") for c in values["criteria"]]
-        except ValueError as err:
-            raise GridError(f"{path}: {err}") from err
-        values["threshold"] = [float(t) for t in values["threshold"]]
-    return values
-
-
-def _stage(raw: dict[str, Any], where: str, path: Path, name: str | None = None) -> Stage:
-    recipe = resolve_path(_require(raw, "recipe", where, path), path, f"{where}recipe")
-    budget = _require(raw, "budget", where, path)
-    if not isinstance(budget, dict) or not budget or set(budget) - set(BUDGET_KEYS):
-        raise GridError(f"{path}: {where}budget must set some of {BUDGET_KEYS}, got {budget!r}")
-    overrides = raw.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        raise GridError(f"{path}: {where}overrides must map dotted keys to values")
-    metrics = raw.get("metrics")
-    return Stage(name or raw.get("name", "pretrain"), recipe, budget, overrides, metrics)
-
-
 def load_grid(path: str | Path, out: str | Path | None = None) -> Grid:
-    """Read and validate a grid file.
+    """Read and validate a grid file against :class:`Grid`.
 
     Args:
         path: the grid YAML, or a packaged grid's name (``ablate/tiny``).
@@ -237,6 +294,8 @@ def load_grid(path: str | Path, out: str | Path | None = None) -> Grid:
     Raises:
         GridError: naming the file and the missing or bad key.
     """
+    from jsonargparse import ArgumentParser
+
     try:
         path = resolve_recipe(path)
     except RecipeNotFoundError as err:
@@ -244,35 +303,12 @@ def load_grid(path: str | Path, out: str | Path | None = None) -> Grid:
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict):
         raise GridError(f"{path}: a grid file is a YAML mapping")
-    name = str(_require(raw, "name", "", path))
-    data = _require(raw, "data", "", path)
-    _require(data, "pool", "data.", path)
-    axes = _axes(raw, path)
-    if True in axes["curated"]:
-        _require(data, "scores", "data.", path)
-    mode = raw.get("threshold_mode", "score")
-    if mode not in THRESHOLD_MODES:
-        raise GridError(f"{path}: threshold_mode must be one of {THRESHOLD_MODES}, got {mode!r}")
-    probes_raw = _require(raw, "probes", "", path)
-    if not isinstance(probes_raw, list):
-        raise GridError(f"{path}: probes must be a list")
-    probes = []
-    for i, probe in enumerate(probes_raw):
-        probe_name = _require(probe, "name", f"probes[{i}].", path)
-        probes.append(_stage(probe, f"probes[{i}].", path, str(probe_name)))
-    if len({p.name for p in probes}) != len(probes):
-        raise GridError(f"{path}: probe names must be unique")
-    return Grid(
-        path=path.resolve(),
-        name=name,
-        out=Path(out or raw.get("out") or Path("runs") / "ablate" / name),
-        data=data,
-        axes=axes,
-        threshold_mode=mode,
-        pretrain=_stage(_require(raw, "pretrain", "", path), "pretrain.", path),
-        probes=probes,
-        subset_seed=int(raw.get("subset_seed", 0)),
-        shard_size=int(raw.get("shard_size", 256)),
-        wandb_project=str(raw.get("wandb_project", "avpretrain-ablation")),
-        sbatch=dict(raw.get("sbatch") or {}),
-    )
+    raw["out"] = str(out or raw.get("out") or Path("runs") / "ablate" / str(raw.get("name")))
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(Grid, skip={"path"})
+    try:
+        grid = Grid(**field_values(parser.instantiate(parser.parse_object(raw)), Grid))
+    except (ValueError, ArgumentError) as err:
+        raise GridError(f"{path}: {err}") from None
+    grid.path = path.resolve()
+    return grid

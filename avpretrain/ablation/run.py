@@ -74,9 +74,10 @@ def stage_config(
     trainer = cfg.setdefault("trainer", {})
     for key in ("max_steps", "max_epochs", "max_time"):
         trainer.pop(key, None)  # the grid's budget alone bounds the run
-    trainer.update(stage.budget)
-    if "max_epochs" not in stage.budget:
-        trainer["max_epochs"] = -1 if "max_steps" in stage.budget else 1000
+    budget = stage.budget.trainer_args()
+    trainer.update(budget)
+    if "max_epochs" not in budget:
+        trainer["max_epochs"] = -1 if "max_steps" in budget else 1000
     trainer.update(
         default_root_dir=str(run_dir), enable_progress_bar=False, enable_model_summary=False
     )
@@ -142,9 +143,9 @@ def run_point(grid: Grid, point: Point, force: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     subset, clips = build_subset(
         point,
-        grid.data["pool"],
+        grid.data.pool,
         run_dir / "subset",
-        grid.data.get("scores"),
+        grid.data.scores,
         grid.threshold_mode == "quantile",
         grid.subset_seed,
         grid.shard_size,
@@ -172,9 +173,7 @@ def run_point(grid: Grid, point: Point, force: bool = False) -> dict[str, Any]:
         cfg = stage_config(
             probe, probe_dir, f"{point.name}/{probe.name}", grid.name, grid.wandb_project, config
         )
-        cfg = _with_data(
-            cfg, train_urls=grid.data.get("probe_train"), val_urls=grid.data.get("probe_val")
-        )
+        cfg = _with_data(cfg, train_urls=grid.data.probe_train, val_urls=grid.data.probe_val)
         cfg["model"]["init_args"]["encoders"] = str(encoders)
         _, found = fit_stage(copy.deepcopy(cfg), probe_dir, validate=True)
         wanted = probe.metrics or [k for k in found if k.startswith("val/")]

@@ -67,8 +67,8 @@ def test_expansion_counts_and_values(tmp_path):
 
 def test_shipped_grids_parse():
     paper = load_grid(ROOT / "configs" / "ablate" / "paper.yaml")
-    assert sorted(paper.axes["scale"]) == [10000, 52000, 100000, 199000, 1000000]
-    assert paper.axes["threshold"] == [0.25, 0.5, 0.75]
+    assert sorted(paper.axes.scale) == [10000, 52000, 100000, 199000, 1000000]
+    assert paper.axes.thresholds() == [0.25, 0.5, 0.75]
     assert len(paper.points()) == 5 * 3 * 4 + 5
 
 
@@ -88,25 +88,25 @@ def test_uncurated_only_grid_needs_no_scores(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"pretrain": None}, "missing key pretrain"),
+        ({"pretrain": None}, "required: pretrain.recipe"),
         (
             {"probes": [{"recipe": "tasks/retrieval/synth.yaml", "budget": {"max_epochs": 1}}]},
-            "missing key probes[0].name",
+            "required: name",
         ),
-        ({"data": {"scores": "s"}}, "missing key data.pool"),
+        ({"data": {"scores": "s"}}, "required: data.pool"),
         ({"data": {"pool": "p"}}, "missing key data.scores"),
-        ({"axes": {"curated": [False]}}, "missing key axes.scale"),
+        ({"axes": {"curated": [False]}}, "required: axes.scale"),
         ({"axes": {"scale": [0]}}, "clip count must be >= 1"),
         ({"axes": {"scale": [1.5]}}, "fraction must be in (0, 1]"),
         ({"axes": {"scale": [4], "curated": [True], "threshold": [0.5]}}, "axes.criteria"),
-        ({"axes": {"scale": [4], "size": [1]}}, "unknown axes ['size']"),
+        ({"axes": {"scale": [4], "size": [1]}}, "'axes' does not accept option 'size'"),
         (
             {"pretrain": {"recipe": "nope.yaml", "budget": {"max_steps": 1}}},
             "recipe: recipe 'nope.yaml': no such file",
         ),
         (
             {"pretrain": {"recipe": "configs/pretrain/tiny.yaml", "budget": {"steps": 1}}},
-            "pretrain.budget",
+            "'pretrain' does not accept option 'budget.steps'",
         ),
         ({"threshold_mode": "rank"}, "threshold_mode"),
     ],
