@@ -25,6 +25,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
 from avpretrain.metrics._arrays import to_numpy
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ TYPE_NAMES: dict[tuple[str, str], str] = {
     ("Audio-Visual", "Temporal"): "AV Temporal",
 }
 MODALITY_NAMES = {"Audio": "Audio", "Visual": "Visual", "Audio-Visual": "AV"}
+_TYPES = list(TYPE_NAMES)  # the state slot of each of the nine types
 
 
 def parse_type(value: Any) -> tuple[str, str]:
@@ -71,16 +76,29 @@ def _answers(x: Any, name: str) -> list[Any]:
     return to_numpy(x, name, 1).tolist()
 
 
-class AVQAAccuracy:
-    """Accuracy per question type, per modality and overall, over the questions since ``reset``."""
+class AVQAAccuracy(Metric):
+    """Accuracy per question type, per modality and overall, over the questions since ``reset``.
 
-    def __init__(self) -> None:
-        self.reset()
+    Right answers and questions are counted per type in ``sum`` states (the nine types of
+    :data:`TYPE_NAMES`, then one slot for any other type), so under DDP ``compute`` tallies
+    every rank's questions.
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.correct: dict[tuple[str, str], int] = {}
-        self.total: dict[tuple[str, str], int] = {}
+    Args:
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
+    """
+
+    full_state_update = False
+    correct: Tensor
+    total: Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        slots = len(_TYPES) + 1  # the last counts the questions of other types
+        self.add_state(
+            "correct", default=torch.zeros(slots, dtype=torch.long), dist_reduce_fx="sum"
+        )
+        self.add_state("total", default=torch.zeros(slots, dtype=torch.long), dist_reduce_fx="sum")
+        self._other: set[tuple[str, str]] = set()  # other types warned about since reset
 
     def update(self, pred_answers: Any, true_answers: Any, types: Sequence[Any]) -> None:
         """Tally a batch of questions.
@@ -96,24 +114,37 @@ class AVQAAccuracy:
             raise ValueError(
                 f"{len(pred)} predictions, {len(true)} answers and {len(types)} types differ"
             )
+        correct, total = torch.zeros_like(self.correct), torch.zeros_like(self.total)
         for p, t, kind in zip(pred, true, types, strict=True):
             key = parse_type(kind)
-            if key not in TYPE_NAMES and key not in self.total:
+            slot = _TYPES.index(key) if key in TYPE_NAMES else len(_TYPES)
+            if slot == len(_TYPES) and key not in self._other:
                 log.warning("question type %s is not one of the nine: counted in Overall only", key)
-            self.total[key] = self.total.get(key, 0) + 1
-            self.correct[key] = self.correct.get(key, 0) + int(p == t)
+                self._other.add(key)
+            total[slot] += 1
+            correct[slot] += int(p == t)
+        self.total += total
+        self.correct += correct
+
+    def reset(self) -> None:
+        """Forget everything collected (and which other types were warned about)."""
+        super().reset()
+        self._other = set()
 
     def compute(self) -> dict[str, float]:
-        """Accuracies keyed by the official printed names, then ``"Overall"``."""
-        total = sum(self.total.values())
-        if not total:
+        """Accuracies keyed by the official printed names, then ``"Overall"`` and ``count``.
+
+        ``count`` is the number of questions (of every type).
+        """
+        correct, total = self.correct.tolist(), self.total.tolist()
+        if not sum(total):
             raise ValueError("AVQAAccuracy.compute: no update since reset")
         out: dict[str, float] = {}
         for modality, short in MODALITY_NAMES.items():
-            keys = [k for k in TYPE_NAMES if k[0] == modality and self.total.get(k)]
-            for key in keys:
-                out[TYPE_NAMES[key]] = self.correct[key] / self.total[key]
-            if keys:
-                out[short] = sum(self.correct[k] for k in keys) / sum(self.total[k] for k in keys)
-        out["Overall"] = sum(self.correct.values()) / total
-        return out
+            slots = [i for i, k in enumerate(_TYPES) if k[0] == modality and total[i]]
+            for i in slots:
+                out[TYPE_NAMES[_TYPES[i]]] = correct[i] / total[i]
+            if slots:
+                out[short] = sum(correct[i] for i in slots) / sum(total[i] for i in slots)
+        out["Overall"] = sum(correct) / sum(total)
+        return {**out, "count": float(sum(total))}

@@ -33,11 +33,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import check_binary, to_numpy
+from avpretrain.metrics._arrays import check_binary, state_numpy, state_rows, to_numpy
 
 LEVELS = ("segment", "event")
 KINDS = ("audio", "visual", "av", "type@av", "event@av")
+SCORE_KEYS = tuple(f"{level}/{kind}" for level in LEVELS for kind in KINDS)
 
 
 def segments_to_matrix(
@@ -221,22 +225,27 @@ def predictions_from_probs(
     return pred if pred.ndim == 2 else (pred[0], pred[1])
 
 
-class ParsingMetrics:
+class ParsingMetrics(Metric):
     """Per-video LLP scores averaged over the videos seen since ``reset``.
+
+    Each video's :func:`parsing_metrics` are computed in ``update`` and kept as a row of a
+    ``cat`` state, so under DDP ``compute`` averages over every rank's videos.
 
     Args:
         iou: event-level match threshold.
         threshold: probability threshold of :meth:`update_from_probs`.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, iou: float = 0.5, threshold: float = 0.5) -> None:
+    full_state_update = False
+    scores: list[Tensor]
+
+    def __init__(self, iou: float = 0.5, threshold: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.iou = iou
         self.threshold = threshold
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.scores: list[dict[str, float]] = []
+        # one row per video, columns in the order of parsing_metrics' keys
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
 
     def update(self, audio_pred: Any, visual_pred: Any, audio_gt: Any, visual_gt: Any) -> None:
         """Score a batch of videos.
@@ -257,8 +266,12 @@ class ParsingMetrics:
         ]
         if arrays[0].ndim == 2:
             arrays = [x[None] for x in arrays]
+        rows = []
         for a_pred, v_pred, a_gt, v_gt in zip(*arrays, strict=True):
-            self.scores.append(parsing_metrics(a_pred, v_pred, a_gt, v_gt, iou=self.iou))
+            video = parsing_metrics(a_pred, v_pred, a_gt, v_gt, iou=self.iou)
+            rows.append([video[key] for key in SCORE_KEYS])
+        scores = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(SCORE_KEYS))
+        self.scores.append(scores.to(self.device))
 
     def update_from_probs(
         self, global_prob: Any, frame_prob: Any, audio_gt: Any, visual_gt: Any
@@ -282,6 +295,7 @@ class ParsingMetrics:
 
     def compute(self) -> dict[str, float]:
         """Means over videos of every :func:`parsing_metrics` score."""
-        if not self.scores:
+        if not state_rows(self.scores):
             raise ValueError("ParsingMetrics.compute: no update since reset")
-        return {key: float(np.mean([s[key] for s in self.scores])) for key in self.scores[0]}
+        columns = state_numpy(self.scores).T.tolist()
+        return {key: float(np.mean(col)) for key, col in zip(SCORE_KEYS, columns, strict=True)}

@@ -31,9 +31,12 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import optimize, stats
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import to_numpy
+from avpretrain.metrics._arrays import state_numpy, state_rows, to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +222,24 @@ def fold_summary(folds: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-class QualityMetrics:
+class QualityMetrics(Metric):
     """Collects predictions and MOS over an epoch and scores the whole set at once.
 
     Correlations are not averages of per-batch correlations, so ``compute`` runs once on
-    everything collected. Under DDP gather predictions and targets across ranks first.
+    everything collected; both are ``cat`` states, so under DDP that is every rank's clips.
+
+    Args:
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self) -> None:
-        self.reset()
+    full_state_update = False
+    pred: list[Tensor]
+    mos: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self._pred: list[np.ndarray] = []
-        self._mos: list[np.ndarray] = []
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("pred", default=[], dist_reduce_fx="cat")
+        self.add_state("mos", default=[], dist_reduce_fx="cat")
 
     def update(self, pred: Any, mos: Any) -> None:
         """Add a batch.
@@ -245,11 +252,11 @@ class QualityMetrics:
         m = to_numpy(mos, "mos", (1, 2)).astype(np.float64).ravel()
         if p.shape != m.shape:
             raise ValueError(f"pred {p.shape} and mos {m.shape} differ in size")
-        self._pred.append(p)
-        self._mos.append(m)
+        self.pred.append(torch.as_tensor(p, device=self.device))
+        self.mos.append(torch.as_tensor(m, device=self.device))
 
     def compute(self) -> dict[str, float]:
         """:func:`quality_metrics` over all updates since the last reset."""
-        if not self._pred:
+        if not state_rows(self.pred):
             raise ValueError("QualityMetrics.compute: no update since reset")
-        return quality_metrics(np.concatenate(self._pred), np.concatenate(self._mos))
+        return quality_metrics(state_numpy(self.pred), state_numpy(self.mos))

@@ -30,13 +30,16 @@ Values are fractions in [0, 1].
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import check_binary, to_numpy
+from avpretrain.metrics._arrays import check_binary, state_numpy, state_rows, to_numpy
 
 
 def _frames(pred: Any, target: Any, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,26 +200,36 @@ def video_means(video: Sequence[Hashable], iou: Any, curve: Any, scored: Any) ->
     return {"mIoU": float(np.mean(ious)), "F": float(np.mean(fs))}
 
 
-class SegmentationMetrics:
+def video_number(video_id: Hashable) -> int:
+    """A video id as a signed 64-bit number (blake2b of ``str(video_id)``), for a tensor state."""
+    digest = hashlib.blake2b(str(video_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+class SegmentationMetrics(Metric):
     """Per-video mIoU and F-score over the frames seen since ``reset``, grouped by video.
 
     Frames may come in any batches and order (AVSBench's converter writes one clip per
     annotated frame); ``compute`` groups them by video id as the official per-video loop does.
+    Each frame's scores and its video (as :func:`video_number`) are ``cat`` states, so under DDP
+    a video whose frames landed on several ranks is scored whole.
 
     Args:
         from_logits: ``update`` receives logits (a sigmoid is applied) instead of probabilities.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, from_logits: bool = False) -> None:
-        self.from_logits = from_logits
-        self.reset()
+    full_state_update = False
+    video: list[Tensor]
+    iou: list[Tensor]
+    curve: list[Tensor]
+    scored: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.videos: list[Hashable] = []
-        self.ious: list[np.ndarray] = []
-        self.curves: list[np.ndarray] = []
-        self.scored: list[np.ndarray] = []
+    def __init__(self, from_logits: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+        for name in ("video", "iou", "curve", "scored"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, pred: Any, target: Any, video_ids: Sequence[Hashable]) -> None:
         """Score a batch of frames.
@@ -229,27 +242,17 @@ class SegmentationMetrics:
         iou, curve, scored = frame_scores(pred, target, self.from_logits)
         if len(video_ids) != len(iou):
             raise ValueError(f"{len(video_ids)} video ids for {len(iou)} frames")
-        self.videos += list(video_ids)
-        self.ious.append(iou)
-        self.curves.append(curve)
-        self.scored.append(scored)
-
-    def state(self) -> dict[str, np.ndarray]:
-        """The frames seen: ``iou`` [N], ``curve`` [N, 255], ``scored`` [N]; row i is ``videos[i]``."""
-        if not self.ious:
-            return {
-                "iou": np.zeros(0),
-                "curve": np.zeros((0, 255), np.float32),
-                "scored": np.zeros(0, bool),
-            }
-        return {
-            "iou": np.concatenate(self.ious),
-            "curve": np.concatenate(self.curves),
-            "scored": np.concatenate(self.scored),
-        }
+        video = [video_number(v) for v in video_ids]
+        self.video.append(torch.tensor(video, dtype=torch.long, device=self.device))
+        self.iou.append(torch.as_tensor(iou, device=self.device))
+        self.curve.append(torch.as_tensor(curve, device=self.device))
+        self.scored.append(torch.as_tensor(scored, device=self.device).to(torch.uint8))
 
     def compute(self) -> dict[str, float]:
         """``{"mIoU", "F"}``: means over videos of the per-video scores."""
-        if not self.ious:
+        if not state_rows(self.iou):
             raise ValueError("SegmentationMetrics.compute: no update since reset")
-        return video_means(self.videos, **self.state())
+        video, iou, curve, scored = (
+            state_numpy(s) for s in (self.video, self.iou, self.curve, self.scored)
+        )
+        return video_means(video.tolist(), iou, curve, scored.astype(bool))

@@ -30,7 +30,7 @@ from avpretrain.heads.quality import (
 )
 from avpretrain.metrics.quality import QualityMetrics
 from avpretrain.quality.opinion import LEVEL_WIDTH
-from avpretrain.tasks.base import TaskModule
+from avpretrain.tasks.base import TaskModule, collect
 
 
 def mos_level(mos: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,10 @@ class AVQualityTask(TaskModule):
             raise ValueError(f"head kind must be 'regression' or 'levels', got {head.kind!r}")
         self.expected_weight = expected_weight
         self.head.bind(self.feature_dim(), len(self.targets))
-        self._outputs: dict[str, list[torch.Tensor]] = {"pred": [], "mos": []}
+        # one collector per target: a ModuleList, so they move with the task
+        self.metrics = cast(
+            "list[QualityMetrics]", nn.ModuleList(QualityMetrics() for _ in self.targets)
+        )
 
     def feature_dim(self) -> int:
         """Width of :meth:`pooled_features`: the video part is D x the pooling's width."""
@@ -167,8 +170,9 @@ class AVQualityTask(TaskModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         out, mos = self(batch), self._mos(batch)
         self.log(f"{stage}/loss", self._loss(out, mos), batch_size=len(batch["key"]))
-        self._outputs["pred"].append(self.head.scores(out).detach().float().cpu())
-        self._outputs["mos"].append(mos.detach().cpu())
+        pred = self.head.scores(out).detach().float()
+        for k, metric in enumerate(self.metrics):
+            metric.update(pred[:, k], mos[:, k])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep the batch's predicted and true scores for the epoch."""
@@ -178,24 +182,10 @@ class AVQualityTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        if not self._outputs["pred"]:
-            return
-        pred, mos = (torch.cat(self._outputs[k]) for k in ("pred", "mos"))
-        self._outputs = {"pred": [], "mos": []}
-        if self.trainer.world_size > 1:  # correlations over the whole set, not one rank's share
-            pred = cast(torch.Tensor, self.all_gather(pred)).flatten(0, 1).cpu()
-            mos = cast(torch.Tensor, self.all_gather(mos)).flatten(0, 1).cpu()
-        for k, name in enumerate(self.targets):
-            metrics = QualityMetrics()
-            metrics.update(pred[:, k], mos[:, k])
-            for metric, value in metrics.compute().items():
-                self.log(f"{stage}/{name}/{metric}", value, rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log ``val/<target>/<metric>`` (:class:`QualityMetrics`) over the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """``<target>/<metric>`` (:class:`QualityMetrics`) over every rank's clips."""
+        return {
+            f"{name}/{metric}": value
+            for name, metrics in zip(self.targets, self.metrics, strict=True)
+            for metric, value in collect(metrics).items()
+        }

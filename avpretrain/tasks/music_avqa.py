@@ -20,11 +20,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics.aggregation import SumMetric
 
 from avpretrain.data.synth_questions import ANSWER_VOCAB
 from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.metrics.music_avqa import TYPE_NAMES, AVQAAccuracy
-from avpretrain.tasks.base import TaskModule
+from avpretrain.tasks.base import TaskModule, collect
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ class MusicAVQATask(TaskModule):
             self.backbone.video_encoder.embed_dim,
             len(self.answers),
         )
-        self._outputs: list[Tensor] = []
+        self.accuracy = AVQAAccuracy()
+        self.unknown_answers = SumMetric()  # true answers outside the vocabulary (label -1)
 
     def segment_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """Per-segment ``audio`` [B, T, Da] embeddings and ``video`` [B, T, N, Dv] patch tokens."""
@@ -170,8 +172,13 @@ class MusicAVQATask(TaskModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         out = self(batch)
         self.log(f"{stage}/loss", self._losses(out)["loss"], batch_size=len(out["texts"]))
-        pred = out["logits"].argmax(-1)
-        self._outputs.append(torch.stack([pred, out["labels"], out["types"]], 1).detach().cpu())
+        labels, types = out["labels"], out["types"].tolist()
+        self.accuracy.update(
+            out["logits"].argmax(-1),
+            labels,
+            [_TYPES[t] if t < len(_TYPES) else _OTHER for t in types],
+        )
+        self.unknown_answers.update((labels < 0).sum())
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep each question's predicted answer, label and type."""
@@ -181,27 +188,16 @@ class MusicAVQATask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        if not self._outputs:
-            return
-        rows = self.gather_rows(torch.cat(self._outputs))  # [Q, 3]: whole set over ranks
-        self._outputs = []
-        pred, labels, types = rows.T.tolist()
-        unknown = sum(1 for y in labels if y < 0)
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """Answer accuracy per question type (``acc_*``), ``acc`` and ``questions``, all ranks."""
+        unknown = int(self.unknown_answers.compute()) if self.unknown_answers.update_called else 0
+        self.unknown_answers.reset()
         if unknown:
             log.warning(
                 "%d %s answers are outside the answer vocabulary: counted wrong", unknown, stage
             )
-        metric = AVQAAccuracy()
-        metric.update(pred, labels, [_TYPES[t] if t < len(_TYPES) else _OTHER for t in types])
-        for name, value in metric.compute().items():
-            self.log(f"{stage}/{metric_key(name)}", value, rank_zero_only=True)
-        self.log(f"{stage}/questions", float(len(labels)), rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the answer accuracy per question type over the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+        scores = collect(self.accuracy)
+        if not scores:
+            return {}
+        questions = scores.pop("count")
+        return {**{metric_key(k): v for k, v in scores.items()}, "questions": questions}

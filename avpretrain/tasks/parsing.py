@@ -19,14 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from avpretrain.heads.parsing import ParsingHead, parsing_loss
 from avpretrain.metrics.parsing import ParsingMetrics
-from avpretrain.tasks.base import TaskModule
-
-_KEYS = ("global_prob", "frame_prob", "audio_gt", "visual_gt")
+from avpretrain.tasks.base import TaskModule, collect
 
 
 def metric_key(name: str) -> str:
@@ -74,7 +71,7 @@ class ParsingTask(TaskModule):
         if self.backbone.video_encoder.is_clip:
             raise ValueError("parsing encodes one frame per segment: use a frame encoder")
         self.head.bind(self.backbone.audio_encoder.embed_dim, self.backbone.video_encoder.embed_dim)
-        self._outputs: dict[str, list[Tensor]] = {k: [] for k in _KEYS}
+        self.metrics = ParsingMetrics(iou=iou, threshold=threshold)
 
     def segment_features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """Per-segment pooled ``audio`` [B, T, Da] and ``video`` [B, T, Dv] embeddings."""
@@ -119,37 +116,21 @@ class ParsingTask(TaskModule):
         out = self(batch)
         loss = self._losses(out, batch)["loss"]
         self.log(f"{stage}/loss", loss, batch_size=len(batch["key"]))
-        values = {**out, "audio_gt": batch["audio_gt"], "visual_gt": batch["visual_gt"]}
-        for key in _KEYS:
-            self._outputs[key].append(values[key].detach().float().cpu())
+        self.metrics.update_from_probs(
+            out["global_prob"].detach().float(),
+            out["frame_prob"].detach().float().transpose(1, 2),  # [B, 2, T, C]: audio, visual
+            batch["audio_gt"],
+            batch["visual_gt"],
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Log ``val/loss``; keep the batch's probabilities and dense labels for the epoch."""
+        """Log ``val/loss``; score the batch's videos for the epoch's means."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        if not self._outputs["global_prob"]:
-            return
-        rows = {k: self.gather_rows(torch.cat(v)) for k, v in self._outputs.items()}
-        self._outputs = {k: [] for k in _KEYS}
-        metric = ParsingMetrics(iou=self.hparams.iou, threshold=self.hparams.threshold)
-        metric.update_from_probs(
-            rows["global_prob"],
-            rows["frame_prob"].transpose(1, 2),  # [N, 2, T, C]: audio then visual
-            rows["audio_gt"],
-            rows["visual_gt"],
-        )
-        for name, value in metric.compute().items():
-            self.log(f"{stage}/{metric_key(name)}", value, rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the parsing metrics (:class:`ParsingMetrics`) over the whole set."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """The parsing metrics (:class:`ParsingMetrics`) over every rank's videos."""
+        return {metric_key(name): value for name, value in collect(self.metrics).items()}

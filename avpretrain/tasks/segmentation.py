@@ -11,25 +11,17 @@ over all ranks, before the per-video scores are taken.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.metrics.segmentation import SegmentationMetrics, video_means
-from avpretrain.tasks.base import TaskModule
+from avpretrain.metrics.segmentation import SegmentationMetrics
+from avpretrain.tasks.base import TaskModule, collect
 
 if TYPE_CHECKING:
     from avpretrain.heads.segmentation import SegmentationHead
-
-
-def _video_number(video_id: str) -> int:
-    """A video id as a signed 64-bit number (blake2b), so ranks can gather it in a tensor."""
-    digest = hashlib.blake2b(str(video_id).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
 
 
 class SegmentationTask(TaskModule):
@@ -84,7 +76,7 @@ class SegmentationTask(TaskModule):
         logits = self(batch)
         self.log(f"{stage}/loss", self._loss(logits, batch["mask"]), batch_size=len(batch["key"]))
         prob = torch.sigmoid(logits.float())[:, 0]
-        self.metrics.update(prob, batch["mask"], [_video_number(v) for v in batch["video_id"]])
+        self.metrics.update(prob, batch["mask"], batch["video_id"])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; add the batch's frames to the per-video metrics."""
@@ -94,24 +86,6 @@ class SegmentationTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        frames = self.metrics.state()
-        video = torch.tensor(self.metrics.videos, dtype=torch.long)
-        self.metrics.reset()
-        # every rank's frames, so a video whose frames landed on several ranks is scored whole
-        frames["scored"] = frames["scored"].astype(np.uint8)  # collectives want numbers
-        gathered = {k: self.gather_rows(torch.from_numpy(v)) for k, v in frames.items()}
-        video = self.gather_rows(video)
-        if len(video) == 0:
-            return
-        scores = video_means(video.tolist(), **{k: v.numpy() for k, v in gathered.items()})
-        self.log(f"{stage}/mIoU", scores["mIoU"], rank_zero_only=True)
-        self.log(f"{stage}/F", scores["F"], rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log ``val/mIoU`` and ``val/F``, per video over every rank's frames."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """``mIoU`` and ``F``, per video over every rank's frames."""
+        return collect(self.metrics)

@@ -38,7 +38,9 @@ def test_per_type_modality_and_overall_by_hand():
         "AV Temporal",
         "AV",
         "Overall",
+        "count",
     ]
+    assert out["count"] == 8
     assert out["Audio Counting"] == pytest.approx(2 / 3)
     assert out["Audio Cmp"] == 0.0
     assert out["Audio"] == pytest.approx(2 / 4)
@@ -55,7 +57,7 @@ def test_unknown_type_counts_in_overall_only(caplog):
         metric.update([1, 0], [1, 1], [("Audio", "Counting"), ("Visual", "Existential")])
     assert "not one of the nine" in caplog.text
     out = metric.compute()
-    assert out == {"Audio Counting": 1.0, "Audio": 1.0, "Overall": 0.5}
+    assert out == {"Audio Counting": 1.0, "Audio": 1.0, "Overall": 0.5, "count": 2.0}
 
 
 def test_bad_inputs_and_reset():
