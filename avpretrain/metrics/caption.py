@@ -20,17 +20,24 @@ tables), started on first use and kept for the rest of the Python process.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import torch
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS, PTBTokenizer
+from torch import Tensor
+from torchmetrics import Metric
+
+from avpretrain.metrics._arrays import state_numpy, state_rows
 
 log = logging.getLogger(__name__)
 
@@ -119,55 +126,107 @@ def caption_scores(
     return {k: scores[k] for k in METRIC_NAMES if k in scores}, tokenizer
 
 
-class CaptionMetrics:
+class CaptionMetrics(Metric):
     """Collects generated answers and their references; :meth:`compute` scores them all.
+
+    Strings do not pass through ``torch.distributed`` collectives, so each answer is kept as
+    the UTF-8 bytes of a JSON record (``key``, ``answer``, ``references`` and any ``info``
+    fields) in a ``uint8`` ``cat`` state, beside a ``cat`` state of the records' lengths: under
+    DDP, ``compute`` (and :meth:`records` inside ``sync_context()``) sees every rank's answers.
+    An answer added on two ranks (a distributed sampler repeats a few samples to even out the
+    ranks) counts once; adding a key twice on one process is an error.
 
     Args:
         tokenizer: see :func:`caption_scores`.
         meteor: see :func:`caption_scores`.
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
     """
 
-    def __init__(self, tokenizer: str = "auto", meteor: bool = True) -> None:
-        self.tokenizer, self.meteor = tokenizer, meteor
-        self.reset()
+    full_state_update = False
+    text: list[Tensor]
+    sizes: list[Tensor]
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.predictions: dict[Hashable, str] = {}
-        self.references: dict[Hashable, list[str]] = {}
+    def __init__(self, tokenizer: str = "auto", meteor: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tokenizer, self.meteor = tokenizer, meteor
+        self.add_state("text", default=[], dist_reduce_fx="cat")  # [bytes] uint8
+        self.add_state("sizes", default=[], dist_reduce_fx="cat")  # [answers] bytes per record
+        self._keys: set[Hashable] = set()  # this process's keys since reset
 
     def update(
-        self, keys: Sequence[Hashable], predictions: Sequence[str], references: Sequence[Any]
+        self,
+        keys: Sequence[str | int],
+        predictions: Sequence[str],
+        references: Sequence[Any],
+        info: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Add answers.
 
         Args:
-            keys: one unique key per answer (dialog and turn).
+            keys: one unique key per answer (dialog and turn), a string or an int.
             predictions: the generated answers.
             references: per answer, one reference string or a list of them.
+            info: per answer, more JSON fields kept in its record (not scored).
         """
-        if not len(keys) == len(predictions) == len(references):
+        info = info if info is not None else [{}] * len(keys)
+        if not len(keys) == len(predictions) == len(references) == len(info):
             raise ValueError(
-                f"{len(keys)} keys, {len(predictions)} predictions, {len(references)} references"
+                f"{len(keys)} keys, {len(predictions)} predictions, {len(references)} references, "
+                f"{len(info)} info"
             )
-        for key, pred, refs in zip(keys, predictions, references, strict=True):
-            if key in self.predictions:
+        records = []
+        for key, pred, refs, extra in zip(keys, predictions, references, info, strict=True):
+            if key in self._keys:
                 raise ValueError(f"answer {key!r} added twice")
-            self.predictions[key] = str(pred)
-            self.references[key] = [refs] if isinstance(refs, str) else [str(r) for r in refs]
+            self._keys.add(key)
+            refs = [refs] if isinstance(refs, str) else [str(r) for r in refs]
+            record = {**extra, "key": key, "answer": str(pred), "references": refs}
+            records.append(json.dumps(record).encode())
+        data = np.frombuffer(b"".join(records), dtype=np.uint8).copy()
+        self.text.append(torch.from_numpy(data).to(self.device))
+        sizes = torch.tensor([len(r) for r in records], dtype=torch.long, device=self.device)
+        self.sizes.append(sizes)
+
+    def reset(self) -> None:
+        """Forget everything collected."""
+        super().reset()
+        self._keys = set()
+
+    def records(self) -> list[dict[str, Any]]:
+        """The answers in the states, one record per key, in the order first added.
+
+        Each record holds ``key``, ``answer``, ``references`` and the ``info`` fields. Outside
+        ``sync_context()`` these are this process's answers.
+        """
+        if not state_rows(self.sizes):
+            return []
+        data, start = state_numpy(self.text).tobytes(), 0
+        unique: dict[Hashable, dict[str, Any]] = {}
+        for size in state_numpy(self.sizes).tolist():
+            record = json.loads(data[start : start + size])
+            start += size
+            unique[record["key"]] = record
+        return list(unique.values())
 
     def compute(self) -> dict[str, Any]:
         """The scores of :func:`caption_scores`, plus ``tokenizer`` and ``answers``.
 
         ``tokenizer`` is ``ptb`` or ``simple``; ``answers`` is how many were scored.
         """
-        if not self.predictions:
+        rows = self.records()
+        if not rows:
             raise ValueError("CaptionMetrics.compute: no update since reset")
+        repeated = state_rows(self.sizes) - len(rows)
+        if repeated:
+            log.info("%d answers were added twice (padded ranks): scored once", repeated)
         scores, used = caption_scores(
-            self.predictions, self.references, self.tokenizer, self.meteor
+            {r["key"]: r["answer"] for r in rows},
+            {r["key"]: r["references"] for r in rows},
+            self.tokenizer,
+            self.meteor,
         )
         if used != "ptb":
             log.warning("scored with the simple tokenizer, not the official PTB tokenizer")
         if self.meteor and "METEOR" not in scores:
             log.warning("METEOR unavailable (no java on the PATH): left out")
-        return {**scores, "tokenizer": used, "answers": len(self.predictions)}
+        return {**scores, "tokenizer": used, "answers": len(rows)}

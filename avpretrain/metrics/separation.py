@@ -25,17 +25,22 @@ in dB; a perfect estimate gives about +300 dB (or ``inf``).
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from typing import Any
 
 import numpy as np
+import torch
 from mir_eval.separation import bss_eval_sources
+from torch import Tensor
+from torchmetrics import Metric
 
-from avpretrain.metrics._arrays import to_numpy
+from avpretrain.metrics._arrays import state_numpy, state_rows, to_numpy
 
 log = logging.getLogger(__name__)
 
 SILENCE_THRESHOLD = 1e-5
+_KEYS = ("sdr", "sir", "sar", "sdr_mix")  # the columns of SeparationMetrics' score rows
 
 
 def bss_metrics(
@@ -78,16 +83,32 @@ def bss_metrics(
     return out
 
 
-class SeparationMetrics:
-    """Mean SDR / SIR / SAR over the counted samples since ``reset``, and how many were skipped."""
+class SeparationMetrics(Metric):
+    """Mean SDR / SIR / SAR over the counted samples since ``reset``, and how many were skipped.
 
-    def __init__(self) -> None:
-        self.reset()
+    BSS Eval runs in ``update`` (about a second per sample on one CPU core); each counted
+    sample's scores are a row of a ``cat`` state (``sdr_mix`` NaN without a mixture) and the
+    skipped samples a ``sum`` state, so under DDP ``compute`` averages over every rank's samples.
 
-    def reset(self) -> None:
-        """Forget everything collected."""
-        self.scores: list[dict[str, float]] = []
-        self.skipped = 0
+    Args:
+        **kwargs: ``torchmetrics.Metric`` options (e.g. ``sync_on_compute``).
+    """
+
+    full_state_update = False
+    scores: list[Tensor]
+    skipped: Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("scores", default=[], dist_reduce_fx="cat")  # [N, 4]: _KEYS
+        self.add_state(
+            "skipped", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+
+    @property
+    def seen(self) -> int:
+        """Samples given to ``update`` since ``reset`` on this process, counted or skipped."""
+        return state_rows(self.scores) + int(self.skipped)
 
     def update(self, references: Any, estimates: Any, mixtures: Any | None = None) -> None:
         """Score a batch of samples.
@@ -102,12 +123,16 @@ class SeparationMetrics:
         mixes = None if mixtures is None else to_numpy(mixtures, "mixtures", 2)
         if len(refs) != len(ests) or (mixes is not None and len(mixes) != len(ests)):
             raise ValueError("references, estimates and mixtures differ in batch size")
+        rows, skipped = [], 0
         for i in range(len(ests)):
             score = bss_metrics(refs[i], ests[i], None if mixes is None else mixes[i])
             if score is None:
-                self.skipped += 1
+                skipped += 1
             else:
-                self.scores.append(score)
+                rows.append([score.get(key, float("nan")) for key in _KEYS])
+        scores = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(_KEYS))
+        self.scores.append(scores.to(self.device))
+        self.skipped += skipped
 
     def compute(self) -> dict[str, float]:
         """Means over counted samples, plus ``count`` and ``skipped``.
@@ -115,13 +140,15 @@ class SeparationMetrics:
         ``sdr_mix`` averages the samples given a mixture and is absent if none was; the means are
         NaN (and a warning is logged) when every sample was skipped.
         """
-        if not self.scores and not self.skipped:
+        skipped = float(self.skipped)
+        if not state_rows(self.scores) and not skipped:
             raise ValueError("SeparationMetrics.compute: no update since reset")
-        if not self.scores:
-            log.warning("SeparationMetrics: all %d samples skipped as silent", self.skipped)
+        scores = state_numpy(self.scores)
+        if not len(scores):
+            log.warning("SeparationMetrics: all %d samples skipped as silent", skipped)
         out = {}
-        for key in ("sdr", "sir", "sar", "sdr_mix"):
-            values = [s[key] for s in self.scores if key in s]
+        for key, column in zip(_KEYS, scores.T.tolist(), strict=True):
+            values = [v for v in column if not math.isnan(v)] if key == "sdr_mix" else column
             if values or key != "sdr_mix":
                 out[key] = float(np.mean(values)) if values else float("nan")
-        return {**out, "count": float(len(self.scores)), "skipped": float(self.skipped)}
+        return {**out, "count": float(len(scores)), "skipped": skipped}

@@ -31,8 +31,8 @@ from torch import Tensor
 
 from avpretrain.heads.dialog import DialogHead
 from avpretrain.heads.text import PAD
-from avpretrain.metrics.caption import CaptionMetrics
-from avpretrain.tasks.base import TaskModule
+from avpretrain.metrics.caption import CaptionMetrics, caption_scores
+from avpretrain.tasks.base import TaskModule, collect
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class DialogTask(TaskModule):
             num_segments,
         )
         self.answer_counts: dict[str, Counter[str]] = {}
-        self._outputs: list[dict[str, Any]] = []
+        self.captions = CaptionMetrics(tokenizer, meteor)
 
     def segment_tokens(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """Per-segment ``audio`` [B, T, Da] embeddings and ``video`` [B, T, N, Dv] frame tokens.
@@ -221,17 +221,15 @@ class DialogTask(TaskModule):
         size = len(selection["answers"])
         loss = self.answer_loss(memory, mask, selection["answers"])
         self.log(f"{stage}/loss", loss, batch_size=size)
-        generated = self.generate(memory, mask)
-        for i, answer in enumerate(generated):
-            self._outputs.append(
-                {
-                    "key": selection["keys"][i],
-                    "question": selection["texts"]["question"][i],
-                    "answer": answer,
-                    "references": selection["references"][i],
-                    "type": selection["types"][i],
-                }
+        info = [
+            {"question": question, "type": kind}
+            for question, kind in zip(
+                selection["texts"]["question"], selection["types"], strict=True
             )
+        ]
+        self.captions.update(
+            selection["keys"], self.generate(memory, mask), selection["references"], info
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; generate and keep answers to the batch's rounds."""
@@ -264,35 +262,39 @@ class DialogTask(TaskModule):
         overall = sum(counts.values(), Counter()).most_common(1)[0][0]
         return [counts[t].most_common(1)[0][0] if t in counts else overall for t in types]
 
-    def _epoch_end(self, stage: str) -> None:
-        rows = self._gather(self._outputs)
-        self._outputs = []
-        if not rows:
-            return
-        unique = list({r["key"]: r for r in rows}.values())
-        if len(unique) < len(rows):
-            log.info(
-                "%d %s answers were evaluated twice (padded ranks)", len(rows) - len(unique), stage
-            )
-        keys = [r["key"] for r in unique]
-        refs = [r["references"] for r in unique]
-        hp = self.hparams
-        metric = CaptionMetrics(hp.tokenizer, hp.meteor)
-        metric.update(keys, [r["answer"] for r in unique], refs)
-        scores = metric.compute()
-        baseline = self.baseline_answers([r["type"] for r in unique])
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """Caption metrics of every rank's answers, and of the baseline; writes the answers.
+
+        Logged as ``<metric>``, ``baseline_<metric>``, ``answers`` (how many were scored) and
+        ``ptb_tokenizer`` (1 when the official PTB tokenizer ran); the answers go to
+        ``<log dir>/<stage>_answers.json``.
+        """
+        if not self.captions.update_called:
+            return {}
+        with self.captions.sync_context():  # every rank's answers
+            rows = self.captions.records()
+        scores = collect(self.captions)
+        out = {}
+        baseline = self.baseline_answers([r["type"] for r in rows])
         if baseline is not None:
-            floor = CaptionMetrics(hp.tokenizer, hp.meteor)
-            floor.update(keys, baseline, refs)
-            for name, value in floor.compute().items():
-                if isinstance(value, float):
-                    self.log(f"{stage}/baseline_{name}", value, rank_zero_only=True)
-        for name, value in scores.items():
-            if isinstance(value, float):
-                self.log(f"{stage}/{name}", value, rank_zero_only=True)
-        self.log(f"{stage}/answers", float(len(unique)), rank_zero_only=True)
-        self.log(f"{stage}/ptb_tokenizer", float(scores["tokenizer"] == "ptb"), rank_zero_only=True)
-        for r in unique[:_SHOWN]:
+            floor, _ = caption_scores(
+                {r["key"]: a for r, a in zip(rows, baseline, strict=True)},
+                {r["key"]: r["references"] for r in rows},
+                self.hparams.tokenizer,
+                self.hparams.meteor,
+            )
+            out.update({f"baseline_{name}": value for name, value in floor.items()})
+        out.update({name: v for name, v in scores.items() if isinstance(v, float)})
+        out.update(answers=float(len(rows)), ptb_tokenizer=float(scores["tokenizer"] == "ptb"))
+        self._write_answers(stage, rows)
+        return out
+
+    def _write_answers(self, stage: str, rows: list[dict[str, Any]]) -> None:
+        """Log the first answers; write them all to ``<log dir>/<stage>_answers.json`` (rank 0)."""
+        rows = [
+            {k: r[k] for k in ("key", "question", "answer", "references", "type")} for r in rows
+        ]
+        for r in rows[:_SHOWN]:
             log.info(
                 "%s %s: %r -> %r (refs %r)",
                 stage,
@@ -304,15 +306,7 @@ class DialogTask(TaskModule):
         if self.trainer.is_global_zero:
             out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
-            (out / f"{stage}_answers.json").write_text(json.dumps(unique, indent=1) + "\n")
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the caption metrics of all ranks' answers (and the baseline's); write the answers."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+            (out / f"{stage}_answers.json").write_text(json.dumps(rows, indent=1) + "\n")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the training answer counts (the baseline's) in the checkpoint."""

@@ -16,14 +16,14 @@ one object from its own clip's mixture, the frame showing that object alone.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avpretrain.metrics.separation import SeparationMetrics
-from avpretrain.tasks.base import TaskModule
+from avpretrain.tasks.base import TaskModule, collect
 from avpretrain.tasks.separation_stft import (
     SpectrogramConfig,
     istft,
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 MIXTURES = ("pairs", "own")
 TARGET_RULES = ("half_mixture", "dominant")
-_SUMS = ("sdr", "sir", "sar", "sdr_mix")
 
 
 def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,7 +232,7 @@ class SeparationTask(TaskModule):
         self.log(f"{stage}/loss", self._loss(out), batch_size=len(batch["key"]))
         keep = len(batch["key"])
         if self.max_scored is not None:
-            keep = min(keep, self.max_scored - len(self.metrics.scores) - self.metrics.skipped)
+            keep = min(keep, self.max_scored - self.metrics.seen)
         if keep <= 0:
             return
         ests = self.estimates({k: v[:keep] for k, v in out.items()})
@@ -247,33 +246,15 @@ class SeparationTask(TaskModule):
         """As :meth:`validation_step`, under ``test/``."""
         self._eval_step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
-        scores, skipped = self.metrics.scores, self.metrics.skipped
-        self.metrics.reset()
-        # sums and counts, so ranks with unequal numbers of mixtures give the whole-set mean
-        totals = [sum(s[k] for s in scores if k in s) for k in _SUMS]
-        totals += [len(scores), sum("sdr_mix" in s for s in scores), skipped]
-        total = torch.tensor(totals, dtype=torch.float64)
-        if self.trainer.world_size > 1:
-            gathered = cast(Tensor, self.all_gather(total.to(self.device)))
-            total = gathered.reshape(-1, len(totals)).sum(0).cpu()
-        count, mixes, skipped_all = (float(v) for v in total[len(_SUMS) :])
-        if skipped_all:
-            log.info(
-                "%s: %d mixtures skipped as silent (as SoP's calc_metrics)", stage, skipped_all
-            )
-        if count == 0:
-            return
-        for name, value in zip(("SDR", "SIR", "SAR"), total[:3], strict=True):
-            self.log(f"{stage}/{name}", float(value / count), rank_zero_only=True)
-        if mixes:
-            self.log(f"{stage}/SDR_mix", float(total[3] / mixes), rank_zero_only=True)
-        self.log(f"{stage}/skipped", skipped_all, rank_zero_only=True)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the mean SDR, SIR and SAR (and the mixture's SDR) over all ranks."""
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As :meth:`on_validation_epoch_end`, under ``test/``."""
-        self._epoch_end("test")
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """Mean ``SDR``, ``SIR``, ``SAR`` (and ``SDR_mix``) over every rank's scored mixtures."""
+        scores = collect(self.metrics)
+        skipped = scores.get("skipped", 0.0)
+        if skipped:
+            log.info("%s: %d mixtures skipped as silent (as SoP's calc_metrics)", stage, skipped)
+        if not scores.get("count"):
+            return {}
+        out = {"SDR": scores["sdr"], "SIR": scores["sir"], "SAR": scores["sar"]}
+        if "sdr_mix" in scores:
+            out["SDR_mix"] = scores["sdr_mix"]
+        return {**out, "skipped": skipped}
