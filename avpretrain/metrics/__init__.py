@@ -1,8 +1,9 @@
 """Metrics of the downstream benchmarks, ported from each benchmark's official evaluation code.
 
 One module per family; each docstring names the official file it follows and the quirks it
-reproduces. Functions take numpy arrays or torch tensors; the ``*Metrics`` classes collect a
-whole test set (``update`` per batch, ``compute`` once) for a LightningModule.
+reproduces. Functions take numpy arrays or torch tensors; the ``*Metrics`` classes are
+``torchmetrics.Metric`` collectors of a whole test set (``update`` per batch, ``compute`` once,
+over every rank's updates under DDP) for a LightningModule.
 """
 
 from avpretrain.metrics.classification import (

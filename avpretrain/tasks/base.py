@@ -11,7 +11,7 @@ the optimiser with layer-wise learning rate decay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
@@ -166,21 +166,6 @@ class TaskModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Log :meth:`epoch_scores` under ``test/``."""
         self.log_dict({f"test/{k}": v for k, v in self.epoch_scores("test").items()})
-
-    def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """Concatenate ``x`` [N_rank, ...] over all ranks, whose N may differ: [sum N, ...].
-
-        Ranks pad to the largest N before ``all_gather`` (which needs equal shapes) and the
-        padding is dropped after; on one process ``x`` is returned as is.
-        """
-        if self.trainer.world_size == 1:
-            return x
-        count = torch.tensor(x.shape[0], device=self.device)
-        sizes = cast(torch.Tensor, self.all_gather(count)).flatten().tolist()
-        padded = x.new_zeros((max(sizes), *x.shape[1:]))
-        padded[: x.shape[0]] = x
-        gathered = cast(torch.Tensor, self.all_gather(padded.to(self.device))).cpu()
-        return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)])
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW over the head's and the backbone's layer-decayed groups; warmup then cosine."""
