@@ -31,9 +31,10 @@ from typing import Any
 import torch
 import yaml
 
+from avpretrain.arguments import choices
 from avpretrain.data.datamodule import AVDataModule
 from avpretrain.data.synth import SynthConfig, write_world
-from avpretrain.data.synth_classes import DIFFICULTIES
+from avpretrain.data.synth_classes import Difficulty
 from avpretrain.models import AVMAE
 from avpretrain.recipes import resolve_recipe
 
@@ -47,7 +48,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=8)
     p.add_argument(
         "--difficulty",
-        choices=DIFFICULTIES,
+        choices=choices(Difficulty),
         default="hard",
         help="hard: colour and pitch are per-object nuisance; easy: each class has its own",
     )

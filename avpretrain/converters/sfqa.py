@@ -35,8 +35,9 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from avpretrain.arguments import check_choice, choices
 from avpretrain.converters.common import (
     VideoFinder,
     log_missing,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED = ("video", "source_image", "source_audio", "visual_mos", "consistency_mos")
 MOS_COLUMNS = {"visual": "visual_mos", "consistency": "consistency_mos"}
-GROUP_BY = ("both", "image", "audio")
+GroupBy = Literal["both", "image", "audio"]
 
 
 def read_rows(path: str | Path) -> list[tuple[str, dict[str, str]]]:
@@ -76,7 +77,7 @@ def _field(row: dict[str, str], column: str, where: str) -> str:
     return value
 
 
-def source_groups(images: list[str], audios: list[str], group_by: str = "both") -> list[str]:
+def source_groups(images: list[str], audios: list[str], group_by: GroupBy = "both") -> list[str]:
     """Group id of each video so that grouped folds never split a source.
 
     Args:
@@ -90,8 +91,7 @@ def source_groups(images: list[str], audios: list[str], group_by: str = "both") 
         [N] group ids (``image:<id>``, ``audio:<id>``, or for ``both`` the smallest
         ``image:<id>`` of the component).
     """
-    if group_by not in GROUP_BY:
-        raise ValueError(f"group_by must be one of {GROUP_BY}, got {group_by!r}")
+    check_choice("group_by", group_by, GroupBy)
     if len(images) != len(audios):
         raise ValueError(f"{len(images)} source images but {len(audios)} source audios")
     if group_by != "both":
@@ -123,7 +123,7 @@ def convert(
     out_jsonl: str | Path,
     folds: int = 5,
     seed: int = 0,
-    group_by: str = "both",
+    group_by: GroupBy = "both",
     check_videos: bool = True,
 ) -> dict[str, Any]:
     """Write the ``av_quality`` ingest manifest of SFQA.
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
     p.add_argument(
         "--group-by",
-        choices=GROUP_BY,
+        choices=choices(GroupBy),
         default="both",
         help="sources no fold may share: both (portrait and music, default), image or audio",
     )

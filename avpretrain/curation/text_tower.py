@@ -187,7 +187,7 @@ def _head_from_config(config: str | Path) -> RetrievalHead:
         raise ValueError(f"{config}: no model.init_args.head (not a retrieval fit config)") from err
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--head", type=RetrievalHead)
-    return parser.instantiate_classes(parser.parse_object({"head": head_cfg})).head
+    return parser.instantiate(parser.parse_object({"head": head_cfg})).head
 
 
 def tower_from_checkpoint(ckpt_path: str | Path, config: str | Path) -> TextTower:

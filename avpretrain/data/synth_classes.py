@@ -21,7 +21,6 @@ import numpy as np
 from avpretrain.arguments import check_choice
 
 Difficulty = Literal["easy", "hard"]
-DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross", "diamond")
 COLOURS: dict[str, tuple[int, int, int]] = {

@@ -18,13 +18,17 @@ shake (everything moves) that a mean over time averages away.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.quality.opinion import LEVEL_WIDTH
 
 NUM_LEVELS = 5
-ACTIVATIONS = ("sigmoid", "linear")
+Activation = Literal["sigmoid", "linear"]
+TemporalPooling = Literal["mean", "mean_diff"]  # the keys of TEMPORAL_POOLING
 TEMPORAL_POOLING = {"mean": 1, "mean_diff": 2}  # name -> output width in units of D
 
 
@@ -39,8 +43,7 @@ def temporal_pool(steps: Tensor, mode: str = "mean") -> Tensor:
     Returns:
         [B, D * TEMPORAL_POOLING[mode]].
     """
-    if mode not in TEMPORAL_POOLING:
-        raise ValueError(f"temporal pooling must be one of {tuple(TEMPORAL_POOLING)}, got {mode!r}")
+    check_choice("temporal pooling", mode, TemporalPooling)
     if steps.ndim != 3:
         raise ValueError(f"temporal_pool: expected [B, T, D] features, got {tuple(steps.shape)}")
     mean = steps.mean(dim=1)
@@ -123,14 +126,13 @@ class MOSRegressionHead(_PooledHead):
 
     def __init__(
         self,
-        activation: str = "sigmoid",
+        activation: Activation = "sigmoid",
         in_dim: int | None = None,
         num_targets: int = 1,
         norm: bool = True,
         dropout: float = 0.0,
     ) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        check_choice("activation", activation, Activation)
         super().__init__(in_dim, num_targets, norm, dropout)
         self.activation = activation
 
