@@ -8,7 +8,8 @@ multi-hot of each clip's on-screen sounding classes), then for pretrained and ra
   prevalence);
 - **separation**: the recipe's head trained for ``--steps`` steps on the cached batches
   (a plain loop, no loader cost), then SDR / SDR_mix on the first ``--scored`` validation
-  mixtures and how different the two sources' predicted masks are;
+  mixtures and how different the two sources' predicted masks are (every ``--every`` steps:
+  the curve);
 
 and the same head conditioned on ``sep_classes`` itself (``oracle``), which tells a failing
 U-Net from failing features.
@@ -80,18 +81,28 @@ def probe_map(task: SeparationTask, train: list, val: list, steps: int = 300) ->
     return float(multilabel_average_precision(scores[:, keep], yv[:, keep].long(), int(keep.sum())))
 
 
-def separation(task: SeparationTask, train: list, val: list, steps: int, scored: int) -> dict:
-    """Train the head for ``steps`` steps on ``train`` (cycled) and score ``val``."""
+def separation(
+    task: SeparationTask, train: list, val: list, steps: int, scored: int, every: int
+) -> list[tuple[int, dict]]:
+    """Train the head for ``steps`` steps on ``train`` (cycled), scoring ``val`` every ``every``."""
     params = [p for p in task.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=task.hparams.lr, weight_decay=task.hparams.weight_decay)
-    task.train()
-    for step in range(steps):
+    curve = []
+    for step in range(1, steps + 1):
+        task.train()
         opt.zero_grad()
-        loss = task._loss(task(train[step % len(train)]))
+        loss = task._loss(task(train[(step - 1) % len(train)]))
         loss.backward()
         opt.step()
+        if step % every == 0 or step == steps:
+            curve.append((step, score(task, val, scored) | {"loss": round(float(loss), 4)}))
+    return curve
+
+
+def score(task: SeparationTask, val: list, scored: int) -> dict:
+    """SDR / SIR with binary and soft masks, SDR_mix and the masks' difference on ``val``."""
     task.eval()
-    result: dict = {"loss": round(float(loss.detach()), 4)}
+    result: dict = {}
     with torch.no_grad():
         outs = [task(b) for b in val if len(b["key"]) >= 2]
     masks = torch.cat([torch.sigmoid(o["logits"]) for o in outs])
@@ -100,7 +111,7 @@ def separation(task: SeparationTask, train: list, val: list, steps: int, scored:
     for threshold in (0.5, None):
         task.mask_threshold, metrics = threshold, SeparationMetrics()
         for out in outs:
-            keep = min(len(out["mixture"]), scored - len(metrics.scores) - metrics.skipped)
+            keep = min(len(out["mixture"]), scored - metrics.seen)
             if keep <= 0:
                 break
             out = {k: v[:keep] for k, v in out.items()}
@@ -124,6 +135,7 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--train-batches", type=int, default=32)
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--every", type=int, default=0, help="score every N steps (0: at the end)")
     p.add_argument("--scored", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", nargs="+", default=["oracle", "pretrained", "random"])
@@ -151,8 +163,10 @@ def main() -> None:
         if run != "oracle" and not args.no_probe:
             probe = round(probe_map(task, train, val), 3)
         torch.manual_seed(args.seed)
-        result = separation(task, train, val, args.steps, args.scored)
-        print(f"{run}: probe mAP {probe} {result}", flush=True)
+        for step, result in separation(
+            task, train, val, args.steps, args.scored, args.every or args.steps
+        ):
+            print(f"{run} step {step}: probe mAP {probe} {result}", flush=True)
     prevalence = torch.cat([b["sep_classes"] for b in val]).mean(0)
     print(f"probe chance (mean class prevalence): {float(prevalence.mean()):.3f}")
 
