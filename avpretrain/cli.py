@@ -14,9 +14,9 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 # name -> "module:function"; each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, str] = {
-    "ingest": "avpretrain.data.ingest:main",
-    "reencode": "avpretrain.data.reencode:main",
-    "synth": "avpretrain.data.synth:main",
+    "ingest": "avpretrain.data.ingest.runner:main",
+    "reencode": "avpretrain.data.ingest.reencode:main",
+    "synth": "avpretrain.data.synthetic.world:main",
     "synth-quality": "avpretrain.quality.synth_world:main",
     "demo": "avpretrain.demo:main",
     "export": "avpretrain.export:main",

@@ -32,9 +32,9 @@ import torch
 import yaml
 
 from avpretrain.arguments import choices
-from avpretrain.data.datamodule import AVDataModule
-from avpretrain.data.synth import SynthConfig, write_world
-from avpretrain.data.synth_classes import Difficulty
+from avpretrain.data.loading.datamodule import AVDataModule
+from avpretrain.data.synthetic.classes import Difficulty
+from avpretrain.data.synthetic.world import SynthConfig, write_world
 from avpretrain.models import AVMAE
 from avpretrain.recipes import resolve_recipe
 
@@ -107,7 +107,7 @@ def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, A
 def _eval_data(world: Path, split: str, recipe: dict[str, Any], classes: int) -> AVDataModule:
     data = recipe["data"]["init_args"]
     fbank = data["fbank"]
-    from avpretrain.data.audio import FbankConfig
+    from avpretrain.data.loading.audio import FbankConfig
 
     return AVDataModule(
         val_urls=str(world / split),

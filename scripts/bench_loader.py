@@ -40,12 +40,17 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from avpretrain.data.audio import FbankConfig, fbank, resample
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline, read_tar_samples
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.audio import FbankConfig, fbank, resample
+from avpretrain.data.loading.pipeline import (
+    SkipCounter,
+    StreamSeed,
+    build_pipeline,
+    read_tar_samples,
+)
+from avpretrain.data.loading.samples import SampleOptions
+from avpretrain.data.loading.video import frame_transform
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import read_raw_samples, shard_name, write_index, write_shard
-from avpretrain.data.video import frame_transform
 
 SECONDS, RATE, FRAMES = 10.0, 16000, 10
 

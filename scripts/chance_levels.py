@@ -30,9 +30,9 @@ def random_map_scores(world: Path, frame_size: int, grid: int, seed: int = 0) ->
     near 2 x its object's area: the success rate at 0.5 (``val/cIoU``) is 0 for any map here,
     while the mean cIoU and the AUC still rank models.
     """
-    from avpretrain.data.audio import FbankConfig
-    from avpretrain.data.datamodule import AVDataModule
-    from avpretrain.tasks.localization_targets import synth_localization_targets
+    from avpretrain.data.loading.audio import FbankConfig
+    from avpretrain.data.loading.datamodule import AVDataModule
+    from avpretrain.tasks.targets.localization import synth_localization_targets
 
     dm = AVDataModule(
         train_urls=str(world / "train"),
@@ -86,7 +86,7 @@ def majority_answer_scores(world: Path) -> dict[str, float]:
     and per type): each (modality, type) answered with its most common training answer."""
     from avpretrain.metrics.music_avqa import MODALITY_NAMES, TYPE_NAMES
     from avpretrain.tasks.music_avqa import metric_key
-    from avpretrain.tasks.music_avqa_targets import official_name
+    from avpretrain.tasks.targets.music_avqa import official_name
 
     by_kind: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for q in _questions(world / "train"):
@@ -104,11 +104,11 @@ def majority_answer_scores(world: Path) -> dict[str, float]:
 @cache
 def constant_parsing_scores(world: Path, num_classes: int, num_segments: int) -> dict[str, float]:
     """Chance level of parsing: every class predicted in every segment, audio and visual."""
-    from avpretrain.data.audio import FbankConfig
-    from avpretrain.data.datamodule import AVDataModule
+    from avpretrain.data.loading.audio import FbankConfig
+    from avpretrain.data.loading.datamodule import AVDataModule
     from avpretrain.metrics.parsing import ParsingMetrics
     from avpretrain.tasks.parsing import metric_key
-    from avpretrain.tasks.parsing_targets import parsing_targets
+    from avpretrain.tasks.targets.parsing import parsing_targets
 
     dm = AVDataModule(
         train_urls=str(world / "train"),

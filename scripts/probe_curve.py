@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
 from avpretrain.models import AVMAE
 from avpretrain.probe import extract_embeddings, linear_probe
 from avpretrain.recipes import resolve_recipe

@@ -40,8 +40,8 @@ from avpretrain.curation.filter import parse_thresholds
 from avpretrain.curation.text_tower import save_text_tower, tower_from_checkpoint
 from avpretrain.curation.validation import CLEAN, STAGE_TARGETS, check_stages, to_markdown
 from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
-from avpretrain.data.synth import write_world
-from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synthetic.config import SynthConfig
+from avpretrain.data.synthetic.world import write_world
 from avpretrain.export import model_from_checkpoint, save_encoders
 from avpretrain.recipes import resolve_recipe
 from avpretrain.tasks.backbone import MODES

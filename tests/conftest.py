@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synthetic.config import SynthConfig
 
 TINY_WORLD = SynthConfig(
     clips=24,
@@ -38,7 +38,9 @@ def tiny_world_config() -> SynthConfig:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with ``train/`` (3 shards of 8) and ``val/`` (1 shard), each with ``index.json``."""
-    from avpretrain.data.synth import write_world  # only sessions that use the world pay for it
+    from avpretrain.data.synthetic.world import (
+        write_world,  # only sessions that use the world pay for it
+    )
 
     out = tmp_path_factory.mktemp("tiny_world")
     write_world(out, TINY_WORLD)
@@ -48,7 +50,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_world_corrupt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tiny_world`` with ``corrupt_fraction=0.125``: 3 train / 1 val clip per corruption kind."""
-    from avpretrain.data.synth import write_world
+    from avpretrain.data.synthetic.world import write_world
 
     out = tmp_path_factory.mktemp("tiny_world_corrupt")
     write_world(out, replace(TINY_WORLD, corrupt_fraction=0.125))

@@ -2,7 +2,7 @@
 
 ``avpretrain ingest`` cannot carry mask images, and the masks belong to AVSBench's own extracted
 frames, so this converter writes the shards itself (``write_shard`` + ``write_index``) in the
-layout :func:`avpretrain.tasks.segmentation_targets.png_mask_targets` reads: one clip per
+layout :func:`avpretrain.tasks.targets.segmentation.png_mask_targets` reads: one clip per
 annotated frame, ``f00.jpg`` (the frame), ``m00.png`` (its mask, bytes as released), ``flac``
 (the video's whole 5 s audio, mono) and ``json`` (``make_meta``: ``video_id``, ``start`` 0,
 ``end`` = the audio's length, ``frame_times`` = [the frame's time], ``category`` (S4),

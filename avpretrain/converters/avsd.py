@@ -15,7 +15,7 @@ dialog). An annotation's ``image_id`` names the dialog either as the dialog's ``
 Output: one JSON line per dialog, ``id`` = ``image_id``, seconds 0-``clip_seconds`` (Charades
 videos are about 30 s), ``caption`` = the AVSD caption, ``annotations`` = ``{"dialog_id",
 "caption", "summary", "dialog": [{"question", "answer", "references"?}, ...]}`` as
-:func:`avpretrain.tasks.dialog_targets.dialog_targets` reads it.
+:func:`avpretrain.tasks.targets.dialog.dialog_targets` reads it.
 """
 
 from __future__ import annotations

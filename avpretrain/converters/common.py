@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from avpretrain.data.manifest import VIDEO_EXTENSIONS
+from avpretrain.data.ingest.manifest import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ An optional id list (first CSV column: EZ-VSL's ``metadata/vggss_test.csv`` or
 
 Output: one JSON line per clip, ``id`` = the file id, ``start`` / ``end``, ``category`` (VGG-SS
 class) and ``annotations`` = ``{"boxes": [[x0, y0, x1, y1], ...]}`` normalised to the frame,
-what :func:`avpretrain.tasks.localization_targets.vggss_box_targets` /
-:func:`~avpretrain.tasks.localization_targets.flickr_box_targets` read. Ingest the test clips
+what :func:`avpretrain.tasks.targets.localization.vggss_box_targets` /
+:func:`~avpretrain.tasks.targets.localization.flickr_box_targets` read. Ingest the test clips
 with ``--frames 1``: the loader scores the stored frame, taken at the clip's centre.
 """
 

@@ -45,10 +45,10 @@ from avpretrain.curation.report import write_report
 from avpretrain.curation.scores import ClipInput, ScoreModels, score_clips
 from avpretrain.curation.text_tower import load_text_tower
 from avpretrain.data.audio_codec import decode_audio
-from avpretrain.data.pipeline import SkipCounter
+from avpretrain.data.loading.pipeline import SkipCounter
+from avpretrain.data.loading.video import decode_jpeg
 from avpretrain.data.schema import JSON_EXT, frame_exts
 from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
-from avpretrain.data.video import decode_jpeg
 
 log = logging.getLogger(__name__)
 SCORES_DIR = "scores"

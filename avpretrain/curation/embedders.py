@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from avpretrain.curation.text_tower import TextTower
-from avpretrain.data.audio import BatchedFbank, FbankConfig, resample
-from avpretrain.data.video import frame_transform
+from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, resample
+from avpretrain.data.loading.video import frame_transform
 from avpretrain.export import encoder_state, load_encoders
 from avpretrain.models import AVMAE
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from avpretrain.curation.embedders import Waveforms, stack_waveforms
-from avpretrain.data.audio import resample
+from avpretrain.data.loading.audio import resample
 
 
 def _check_dir(path: str | Path, what: str) -> Path:

@@ -1,1 +1,9 @@
-"""Shards, ingest, features, the synthetic world and the datamodules."""
+"""Data: the shard format at the top, and three layers that read or write it.
+
+- ``schema``, ``shards``, ``audio_codec``: the webdataset sample format every layer shares
+  (members, JSON fields, the audio codec, shard indexes).
+- :mod:`avpretrain.data.ingest`: the user's video files -> shards (probe, decode, write, verify).
+- :mod:`avpretrain.data.synthetic`: the synthetic world, written in the same format.
+- :mod:`avpretrain.data.loading`: shards -> training batches (webdataset pipeline, features,
+  augmentation, the Lightning datamodule).
+"""

@@ -20,7 +20,7 @@ JSON fields (the ACAV-1M paper's Table 14 plus what the loaders need)::
     sample_rate, num_frames       audio rate, number of stored frames
     frame_times                   list[float]: time of each frame from clip start, seconds
     flags                         {no_audio, padded, audio_gap, video_gap, size_changed}: bool,
-                                  set by ingest (:class:`avpretrain.data.decode.DecodedClip`)
+                                  set by ingest (:class:`avpretrain.data.ingest.decode.DecodedClip`)
     synthetic                     synthetic world only: objects, events, questions, corruption
 """
 

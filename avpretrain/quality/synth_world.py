@@ -1,6 +1,6 @@
 r"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
 
-Each clip is a clip of the synthetic world (:func:`avpretrain.data.synth_clip.render_clip`,
+Each clip is a clip of the synthetic world (:func:`avpretrain.data.synthetic.clip.render_clip`,
 same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.quality.degrade.Severity` drawn
 from its own random stream, so a clip depends only on ``(cfg, split, index, active_prob)``.
 Each degradation is active with probability ``active_prob``, at a severity uniform in [0, 1]
@@ -37,9 +37,9 @@ import numpy as np
 from avpretrain.arguments import field_values
 from avpretrain.data.schema import encode_sample
 from avpretrain.data.shards import shard_name, write_index, write_shard
-from avpretrain.data.synth import parse_synth_args, synth_parser
-from avpretrain.data.synth_clip import SPLITS, clip_meta, render_clip
-from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synthetic.clip import SPLITS, clip_meta, render_clip
+from avpretrain.data.synthetic.config import SynthConfig
+from avpretrain.data.synthetic.world import parse_synth_args, synth_parser
 from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
 from avpretrain.quality.folds import assign_folds
 

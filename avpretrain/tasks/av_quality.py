@@ -45,7 +45,7 @@ def mos_level(mos: torch.Tensor) -> torch.Tensor:
 class AVQualityTask(TaskModule):
     """A quality head on pooled audio, video or concatenated audio-visual embeddings.
 
-    The batch carries ``mos`` [B, K] on 0-100 (:class:`~avpretrain.tasks.av_quality_targets.
+    The batch carries ``mos`` [B, K] on 0-100 (:class:`~avpretrain.tasks.targets.av_quality.
     MOSTargets` with the same keys). Losses, by the head's ``kind``:
 
     - ``regression`` (:class:`~avpretrain.heads.quality.MOSRegressionHead`): MSE between the

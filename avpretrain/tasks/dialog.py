@@ -143,7 +143,7 @@ class DialogTask(TaskModule):
         if "dialog" not in batch:
             raise ValueError(
                 "batch has no 'dialog': set the data's targets to "
-                "avpretrain.tasks.dialog_targets.dialog_targets"
+                "avpretrain.tasks.targets.dialog.dialog_targets"
             )
         hp = self.hparams
         budget = self.head.text_encoder.tokenizer.max_length - 2

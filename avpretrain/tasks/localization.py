@@ -36,7 +36,7 @@ class LocalizationTask(TaskModule):
     """Audio-visual similarity maps on the visual patch grid, trained with EZ-VSL's MIL loss.
 
     Batches need ``video`` [B, 3, S, S], ``audio`` [B, 1, F, T], and for evaluation ``gt_map``
-    [B, S, S] and ``has_gt`` [B] (``avpretrain.tasks.localization_targets``). The audio and the
+    [B, S, S] and ``has_gt`` [B] (``avpretrain.tasks.targets.localization``). The audio and the
     frames are encoded separately (with fusion layers, the visual tokens would otherwise have
     heard their own clip, in the negatives and the non-sounding pairs too).
 
@@ -92,7 +92,7 @@ class LocalizationTask(TaskModule):
         if "gt_map" not in batch or "has_gt" not in batch:
             raise ValueError(
                 f"{stage} batches need gt_map and has_gt: set the data module's targets to a "
-                f"function of avpretrain.tasks.localization_targets (got keys {sorted(batch)})"
+                f"function of avpretrain.tasks.targets.localization (got keys {sorted(batch)})"
             )
         maps = pair_maps(*self.features(batch))  # [B, B, h, w]: image n, audio m
         b = maps.shape[0]

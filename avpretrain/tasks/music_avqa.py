@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.aggregation import SumMetric
 
-from avpretrain.data.synth_questions import ANSWER_VOCAB
+from avpretrain.data.synthetic.questions import ANSWER_VOCAB
 from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.metrics.music_avqa import TYPE_NAMES, AVQAAccuracy
 from avpretrain.tasks.base import TaskModule, collect
@@ -125,7 +125,7 @@ class MusicAVQATask(TaskModule):
         if "questions" not in batch:
             raise ValueError(
                 "batch has no 'questions': set the data's targets to "
-                "avpretrain.tasks.music_avqa_targets.question_targets"
+                "avpretrain.tasks.targets.music_avqa.question_targets"
             )
         k = self.hparams.train_questions
         texts, clips, labels, types = [], [], [], []

@@ -88,7 +88,7 @@ class ParsingTask(TaskModule):
         if "weak" not in batch:
             raise ValueError(
                 "batch has no 'weak' labels: set the data's targets to "
-                "avpretrain.tasks.parsing_targets.parsing_targets"
+                "avpretrain.tasks.targets.parsing.parsing_targets"
             )
         t = batch["audio_gt"].shape[-1]
         if t != self.hparams.num_segments:

@@ -57,7 +57,7 @@ class RetrievalTask(TaskModule):
             if "caption" not in batch:
                 raise ValueError(
                     "the head has a text encoder but the batch has no 'caption': set the data's "
-                    "targets to avpretrain.tasks.retrieval_targets.caption_targets"
+                    "targets to avpretrain.tasks.targets.retrieval.caption_targets"
                 )
             assert self.head.text_encoder is not None  # has_text
             ids, mask = self.head.text_encoder.tokenizer(batch["caption"])

@@ -28,7 +28,7 @@ class SegmentationTask(TaskModule):
     """A mask decoder on the visual patch tokens, conditioned on the audio embedding.
 
     Batches need ``video`` [B, 3, S, S], ``audio`` [B, 1, F, T], ``mask`` [B, S, S] (0/1) and
-    ``video_id`` (B strings), both from ``avpretrain.tasks.segmentation_targets``. With ``inputs="video"`` the head gets a
+    ``video_id`` (B strings), both from ``avpretrain.tasks.targets.segmentation``. With ``inputs="video"`` the head gets a
     zero audio embedding: the visual-only baseline.
 
     Args:

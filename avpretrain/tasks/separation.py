@@ -82,7 +82,7 @@ class SeparationTask(TaskModule):
     """Mix-and-separate training of a visually conditioned mask predictor.
 
     Batches need ``video`` [B, 3, S, S] (one frame per clip) and ``sep_wave`` [B, samples] at
-    ``spectrogram.sample_rate`` (from ``avpretrain.tasks.separation_targets``).
+    ``spectrogram.sample_rate`` (from ``avpretrain.tasks.targets.separation``).
 
     Args:
         head: e.g. ``avpretrain.heads.separation.SeparationHead``; its visual width is bound here.

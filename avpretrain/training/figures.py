@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from avpretrain.data.video import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from avpretrain.data.loading.video import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

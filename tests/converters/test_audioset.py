@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avpretrain.converters.audioset import convert, main, read_class_indices
-from avpretrain.data.samples import _labels
+from avpretrain.data.loading.samples import _labels
 
 SEGMENTS = """# Segments csv created Sun Mar  5 10:54:31 2017
 # num_ytids=3, num_segs=3, num_unique_labels=3, num_positive_labels=5

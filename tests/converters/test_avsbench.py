@@ -1,5 +1,5 @@
 """AVSBench converter on a tiny S4 / MS3 release in the official layout, read back through
-:func:`~avpretrain.tasks.segmentation_targets.png_mask_targets`."""
+:func:`~avpretrain.tasks.targets.segmentation.png_mask_targets`."""
 
 import io
 import json
@@ -14,9 +14,9 @@ from PIL import Image
 
 from avpretrain.converters.avsbench import convert, main, read_meta
 from avpretrain.data.audio_codec import decode_flac
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.data.shards import read_index
-from avpretrain.tasks.segmentation_targets import png_mask_targets
+from avpretrain.tasks.targets.segmentation import png_mask_targets
 
 S4_CSV = """name,start,category,split
 -0Zv7ZFqtSw_5000_10000,5,dog_barking,train

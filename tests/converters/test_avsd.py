@@ -8,7 +8,7 @@ import pytest
 
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.avsd import convert
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.manifest import read_inputs
 
 
 def _dialog(image_id: str, last_answer: str) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.llp import LLP_CLASSES, convert, parse_filename
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.manifest import read_inputs
 from avpretrain.metrics.parsing import segments_to_matrix
 
 WEAK = """filename\tevent_labels

@@ -13,7 +13,7 @@ from avpretrain.converters.music_avqa import (
     question_tokens,
     question_vocabulary,
 )
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.manifest import read_inputs
 
 RECORDS = [
     {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from avpretrain.converters.vggsound import classes_path, convert, main, read_vggsound
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.manifest import read_inputs
 
 CSV = """---g-f_I2yQ,1,people marching,test
 --0PQM4-hqg,30,waterfall burbling,train

@@ -11,11 +11,11 @@ import webdataset as wds
 from PIL import Image
 
 from avpretrain.converters.vggss import convert, main, parse_clip_name, read_flickr_xml
-from avpretrain.data.ingest import main as ingest_main
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.ingest.runner import main as ingest_main
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.data.schema import frame_exts
 from avpretrain.data.shards import read_index
-from avpretrain.tasks.localization_targets import flickr_box_targets, vggss_box_targets
+from avpretrain.tasks.targets.localization import flickr_box_targets, vggss_box_targets
 from tests.data.videos import write_video
 
 VGGSS = [

@@ -12,9 +12,9 @@ from PIL import Image
 
 from avpretrain.converters.vggss_pairs import centre_crop, convert, main
 from avpretrain.data.audio_codec import decode_flac
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.data.shards import read_index
-from avpretrain.tasks.localization_targets import flickr_box_targets, vggss_box_targets
+from avpretrain.tasks.targets.localization import flickr_box_targets, vggss_box_targets
 
 VGGSS = [
     {"file": "zpWuikVorYg_000032", "class": "elk bugling", "bbox": [[0.25, 0.5, 0.75, 1.0]]},

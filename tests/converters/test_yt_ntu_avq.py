@@ -9,7 +9,7 @@ import pytest
 
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.yt_ntu_avq import convert
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.manifest import read_inputs
 from avpretrain.quality.folds import assign_folds
 
 HEADER = (

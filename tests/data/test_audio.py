@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio
 
-from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize, resample
+from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, fbank, normalize, resample
 
 MEAN, STD = -4.268, 4.569
 

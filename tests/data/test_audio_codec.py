@@ -13,7 +13,6 @@ import soundfile as sf
 import torch
 
 from avpretrain.cli import main as cli_main
-from avpretrain.data.audio import FbankConfig
 from avpretrain.data.audio_codec import (
     decode_audio,
     encode_audio,
@@ -21,8 +20,9 @@ from avpretrain.data.audio_codec import (
     quantize_pcm16,
     read_pcm16,
 )
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, build_pipeline
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.data.shards import read_raw_samples, write_shard
 from tests.data.tiny_shards import tiny_sample, write_tiny_shards
 

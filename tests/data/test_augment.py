@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio.transforms as T
 
-from avpretrain.data.augment import mixup, random_gain, random_time_roll, spec_augment
+from avpretrain.data.loading.augment import mixup, random_gain, random_time_roll, spec_augment
 
 
 def gen(seed: int) -> torch.Generator:

@@ -8,8 +8,8 @@ import lightning as L
 import pytest
 import torch
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
 from tests.data.tiny_shards import write_tiny_shards
 
 SMALL = {"batch_size": 2, "num_workers": 0, "frame_size": 16, "shuffle_buffer": 4}

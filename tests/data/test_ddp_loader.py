@@ -11,8 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
 from tests.data.tiny_shards import write_tiny_shards
 
 WORLD = 2

@@ -1,11 +1,11 @@
-"""Decoding videos into clips (avpretrain.data.decode) on tiny videos written with PyAV."""
+"""Decoding videos into clips (avpretrain.data.ingest.decode) on tiny videos written with PyAV."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from avpretrain.data.decode import (
+from avpretrain.data.ingest.decode import (
     DecodedClip,
     DecodeOptions,
     Skip,
@@ -15,7 +15,7 @@ from avpretrain.data.decode import (
     decode_clips,
     probe,
 )
-from avpretrain.data.decode_tracks import output_size
+from avpretrain.data.ingest.decode_tracks import output_size
 from tests.data.videos import amplitude_at, colour_at, write_video
 
 OPTS = DecodeOptions(num_frames=4, short_side=32, sample_rate=16000, min_seconds=0.5)

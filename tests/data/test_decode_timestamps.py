@@ -1,4 +1,4 @@
-"""Decoding places audio and frames by presentation timestamp (avpretrain.data.decode).
+"""Decoding places audio and frames by presentation timestamp (avpretrain.data.ingest.decode).
 
 Each test writes its own Matroska file packet by packet (tests/data/odd_videos.py): audio packet
 gaps, a video track starting late, rotation metadata, several audio streams, a size change.
@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from avpretrain.data.decode import (
+from avpretrain.data.ingest.decode import (
     DecodedClip,
     DecodeOptions,
     Skip,

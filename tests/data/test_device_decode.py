@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
-from avpretrain.data.device_decode import decode_frames_in_batch, jpeg_size
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
+from avpretrain.data.loading.device_decode import decode_frames_in_batch, jpeg_size
+from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, build_pipeline
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_index, write_shard
 

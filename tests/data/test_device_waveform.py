@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from avpretrain.data.audio import FbankConfig, fbank
 from avpretrain.data.audio_codec import pcm16_to_float
-from avpretrain.data.augment import random_time_roll
-from avpretrain.data.samples import WaveformFeatures
-from avpretrain.data.worker_audio import (
+from avpretrain.data.loading.audio import FbankConfig, fbank
+from avpretrain.data.loading.augment import random_time_roll
+from avpretrain.data.loading.samples import WaveformFeatures
+from avpretrain.data.loading.worker_audio import (
     PCMWindow,
     device_waveform,
     fit_waveform,

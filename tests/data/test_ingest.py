@@ -16,7 +16,7 @@ from PIL import Image
 
 from avpretrain.cli import main as cli_main
 from avpretrain.data.audio_codec import decode_flac
-from avpretrain.data.ingest import main
+from avpretrain.data.ingest.runner import main
 from avpretrain.data.schema import SCORE_KEYS, frame_exts
 from avpretrain.data.shards import read_index
 from tests.data.videos import amplitude_at, colour_at, write_video
@@ -292,7 +292,7 @@ def test_two_workers_write_the_same_samples_as_one(videos, tmp_path):
 def test_a_crashing_worker_costs_only_its_shard(videos, tmp_path, monkeypatch, caplog):
     import os
 
-    import avpretrain.data.ingest_shard as ingest_shard
+    import avpretrain.data.ingest.shard as ingest_shard
 
     src = tmp_path / "src"
     shutil.copytree(videos, src)

@@ -21,9 +21,9 @@ import soundfile as sf
 import webdataset as wds
 
 import avpretrain.data.shards as shards
-from avpretrain.data.ingest import main
-from avpretrain.data.ingest_lock import OutputBusy, OutputLock
-from avpretrain.data.ingest_verify import shard_problem
+from avpretrain.data.ingest.lock import OutputBusy, OutputLock
+from avpretrain.data.ingest.runner import main
+from avpretrain.data.ingest.verify import shard_problem
 from avpretrain.data.shards import read_index
 from tests.data.odd_videos import stream_amplitude, write_timed
 from tests.data.videos import write_video
@@ -65,7 +65,7 @@ def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_
         [
             sys.executable,
             "-c",
-            "import sys; from avpretrain.data.ingest_lock import OutputLock\n"
+            "import sys; from avpretrain.data.ingest.lock import OutputLock\n"
             "with OutputLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.read()",
             str(out),
         ],
@@ -91,7 +91,7 @@ def test_a_second_process_is_refused_while_another_holds_the_folder(videos, tmp_
 def test_a_lock_kept_by_the_children_of_a_dead_run_says_so(tmp_path):
     script = (
         "import os, sys, time\n"
-        "from avpretrain.data.ingest_lock import OutputLock\n"
+        "from avpretrain.data.ingest.lock import OutputLock\n"
         "OutputLock(sys.argv[1]).__enter__()\n"
         "child = os.fork()\n"
         "if child == 0:\n"

@@ -10,12 +10,12 @@ import fsspec
 import pytest
 import torch
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.samples import SampleOptions, choose_frames
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, build_pipeline
+from avpretrain.data.loading.samples import SampleOptions, choose_frames
+from avpretrain.data.loading.urls import Shard, expand_urls, total_samples
+from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.data.shards import write_shard
-from avpretrain.data.urls import Shard, expand_urls, total_samples
-from avpretrain.data.video import decode_jpeg, frame_transform
 from tests.data.tiny_shards import FRAME_COLOURS, tiny_sample, write_tiny_shards
 
 FBANK = FbankConfig(target_frames=48)

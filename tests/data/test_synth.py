@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avpretrain.data import synth
 from avpretrain.data.audio_codec import decode_flac
 from avpretrain.data.shards import read_index
-from avpretrain.data.synth import SynthConfig, main, write_world
-from avpretrain.data.synth_audio import class_waveform
-from avpretrain.data.synth_classes import MAX_CLASSES, class_spec, class_table
-from avpretrain.data.synth_clip import make_sample, shift_is_visible, swap_is_visible
-from avpretrain.data.synth_questions import ANSWER_VOCAB
-from avpretrain.data.synth_scene import MARK_SCALE, ObjectPlan
+from avpretrain.data.synthetic import world as synth
+from avpretrain.data.synthetic.audio import class_waveform
+from avpretrain.data.synthetic.classes import MAX_CLASSES, class_spec, class_table
+from avpretrain.data.synthetic.clip import make_sample, shift_is_visible, swap_is_visible
+from avpretrain.data.synthetic.questions import ANSWER_VOCAB
+from avpretrain.data.synthetic.scene import MARK_SCALE, ObjectPlan
+from avpretrain.data.synthetic.world import SynthConfig, main, write_world
 
 # FLAC stores 16-bit PCM: decoded audio is within one quantisation step of the float signal.
 PCM_STEP = 1.0 / 32768

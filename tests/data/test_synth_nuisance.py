@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avpretrain.data.synth_classes import (
+from avpretrain.data.synthetic.classes import (
     HARD_MAX_CLASSES,
     SHAPES,
     class_spec,
     class_table,
 )
-from avpretrain.data.synth_clip import render_clip
-from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synthetic.clip import render_clip
+from avpretrain.data.synthetic.config import SynthConfig
 
 NUM_CLASSES = 8
 CHANCE = 1 / NUM_CLASSES

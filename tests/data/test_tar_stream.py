@@ -8,7 +8,7 @@ import tarfile
 import pytest
 from webdataset.tariterators import tar_file_iterator
 
-from avpretrain.data.tar_stream import TarFormatError, expand_tar_streams, tar_members
+from avpretrain.data.loading.tar_stream import TarFormatError, expand_tar_streams, tar_members
 
 
 def _tar(fmt: int) -> bytes:

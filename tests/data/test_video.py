@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.v2 as T
 from PIL import Image
 
-from avpretrain.data.video import (
+from avpretrain.data.loading.video import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     choose_frame_index,

@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
-from avpretrain.data.samples import choose_frames
-from avpretrain.data.synth import write_world
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
+from avpretrain.data.loading.samples import choose_frames
+from avpretrain.data.synthetic.world import write_world
 from tests.conftest import TINY_WORLD
 
 

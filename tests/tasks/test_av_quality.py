@@ -21,7 +21,7 @@ from avpretrain.quality.degrade import Severity, mos_model
 from avpretrain.quality.opinion import to_level
 from avpretrain.quality.synth_world import draw_severity, make_quality_sample, write_quality_world
 from avpretrain.tasks.av_quality import AVQualityTask, mos_level
-from avpretrain.tasks.av_quality_targets import MOSTargets
+from avpretrain.tasks.targets.av_quality import MOSTargets
 from tests.conftest import TINY_WORLD
 
 from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, write

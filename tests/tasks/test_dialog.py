@@ -13,7 +13,7 @@ from avpretrain.heads.dialog import DialogHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.dialog import DialogTask, history_text
-from avpretrain.tasks.dialog_targets import answer_sentence, dialog_targets, question_type
+from avpretrain.tasks.targets.dialog import answer_sentence, dialog_targets, question_type
 
 from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
@@ -126,7 +126,7 @@ def test_recipes_parse(recipe, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.heads.dialog.DialogHead" in printed
-    assert "avpretrain.tasks.dialog_targets.dialog_targets" in printed
+    assert "avpretrain.tasks.targets.dialog.dialog_targets" in printed
 
 
 def test_linear_probe_through_cli_generates_and_scores_every_val_dialog(tiny_world, tmp_path):

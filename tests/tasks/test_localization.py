@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from avpretrain.data.audio import FbankConfig
-from avpretrain.data.datamodule import AVDataModule
-from avpretrain.data.video import mask_transform
+from avpretrain.data.loading.audio import FbankConfig
+from avpretrain.data.loading.datamodule import AVDataModule
+from avpretrain.data.loading.video import mask_transform
 from avpretrain.heads.localization import LocalizationHead, mil_contrastive_loss, pair_maps
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.localization import flickr_gt_map, vggss_gt_map
 from avpretrain.tasks.localization import LocalizationTask
-from avpretrain.tasks.localization_targets import (
+from avpretrain.tasks.targets.localization import (
     boxes_to_crop,
     flickr_box_targets,
     synth_localization_targets,
@@ -215,7 +215,7 @@ def test_recipes_parse(recipe, targets, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.heads.localization.LocalizationHead" in printed
-    assert f"avpretrain.tasks.localization_targets.{targets}" in printed
+    assert f"avpretrain.tasks.targets.localization.{targets}" in printed
 
 
 @pytest.mark.slow

@@ -9,14 +9,14 @@ import torch
 import webdataset as wds
 
 from avpretrain.converters.music_avqa import convert
-from avpretrain.data.synth_questions import ANSWER_VOCAB
+from avpretrain.data.synthetic.questions import ANSWER_VOCAB
 from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.music_avqa import TYPE_NAMES
 from avpretrain.tasks.music_avqa import MusicAVQATask, load_answers, metric_key
-from avpretrain.tasks.music_avqa_targets import question_targets
 from avpretrain.tasks.segments import segment_inputs
+from avpretrain.tasks.targets.music_avqa import question_targets
 
 from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
@@ -100,7 +100,7 @@ def test_recipes_parse(recipe, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.heads.music_avqa.AVQAHead" in printed
-    assert "avpretrain.tasks.music_avqa_targets.question_targets" in printed
+    assert "avpretrain.tasks.targets.music_avqa.question_targets" in printed
 
 
 def test_metric_keys():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avpretrain.data.datamodule import AVDataModule
-from avpretrain.data.samples import SampleOptions
+from avpretrain.data.loading.datamodule import AVDataModule
+from avpretrain.data.loading.samples import SampleOptions
 from avpretrain.heads.parsing import ParsingHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.parsing import ParsingTask, metric_key
-from avpretrain.tasks.parsing_targets import parsing_targets
+from avpretrain.tasks.targets.parsing import parsing_targets
 
 from .helpers import BACKBONE, ROOT, logged_rows, task_recipe, tiny_encoders, write
 
@@ -149,4 +149,4 @@ def test_recipes_parse(recipe, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.heads.parsing.ParsingHead" in printed
-    assert "avpretrain.tasks.parsing_targets.parsing_targets" in printed
+    assert "avpretrain.tasks.targets.parsing.parsing_targets" in printed

@@ -11,7 +11,7 @@ from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.tasks.retrieval import RetrievalTask
-from avpretrain.tasks.retrieval_targets import caption_targets
+from avpretrain.tasks.targets.retrieval import caption_targets
 
 from .helpers import (
     BACKBONE,
@@ -152,7 +152,7 @@ def test_recipes_parse(recipe, capsys):
     assert exc.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: avpretrain.heads.text.TextEncoder" in printed
-    assert "avpretrain.tasks.retrieval_targets.caption_targets" in printed
+    assert "avpretrain.tasks.targets.retrieval.caption_targets" in printed
 
 
 @pytest.mark.slow

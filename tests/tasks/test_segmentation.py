@@ -15,7 +15,7 @@ from avpretrain.heads.segmentation import SegmentationHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.segmentation import f_score, mask_iou
 from avpretrain.tasks.segmentation import SegmentationTask
-from avpretrain.tasks.segmentation_targets import (
+from avpretrain.tasks.targets.segmentation import (
     mask_transform,
     png_mask_targets,
     synth_mask_targets,

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from avpretrain.data.video import decode_jpeg, frame_transform
+from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.heads.separation import SeparationHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.separation import bss_metrics
@@ -25,7 +25,7 @@ from avpretrain.tasks.separation_stft import (
     warp_frequency,
     warp_grid,
 )
-from avpretrain.tasks.separation_targets import SeparationTargets, SynthObjectTargets
+from avpretrain.tasks.targets.separation import SeparationTargets, SynthObjectTargets
 
 from .helpers import BACKBONE, ROOT, logged_rows, raw_samples, task_recipe, tiny_encoders, write
 
@@ -218,7 +218,7 @@ def test_own_mixture_mode_through_cli(tiny_world, tmp_path):
     init.update(max_scored=None)  # single-source clips are skipped: score the whole val set
     init["spectrogram"].update(n_fft=510, warp_bins=128)
     data["targets"] = {
-        "class_path": "avpretrain.tasks.separation_targets.SynthObjectTargets",
+        "class_path": "avpretrain.tasks.targets.separation.SynthObjectTargets",
         "init_args": {"sample_rate": 11025, "num_samples": 16383},
     }
     data["extra_members"] = ["gt.npz"]

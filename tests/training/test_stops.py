@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from avpretrain.data.datamodule import AVDataModule
+from avpretrain.data.loading.datamodule import AVDataModule
 from avpretrain.data.shards import write_index, write_shard
 from avpretrain.export import save_encoders
 from avpretrain.lightning_cli import run_lightning_cli

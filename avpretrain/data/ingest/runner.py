@@ -4,14 +4,14 @@ The shards follow the schema of :mod:`avpretrain.data.schema`; several processes
 run is resumable.
 
 Steps: read the inputs (folder or manifest), probe each file and fix the plan
-(:mod:`avpretrain.data.ingest_plan`), write every shard of the plan that does not exist yet
-(:mod:`avpretrain.data.ingest_shard`; each video is decoded once, :mod:`avpretrain.data.decode`),
+(:mod:`avpretrain.data.ingest.plan`), write every shard of the plan that does not exist yet
+(:mod:`avpretrain.data.ingest.shard`; each video is decoded once, :mod:`avpretrain.data.ingest.decode`),
 then write ``index.json`` with every shard's sample count and the summary. Bad inputs are logged
 and counted, never fatal. Beside the shards: ``ingest-plan.json`` (the plan),
 ``ingest-log.jsonl`` (one line per finished shard: samples written and clips skipped, so a resumed
-run's summary still covers earlier runs) and ``ingest.lock`` (:mod:`avpretrain.data.ingest_lock`:
+run's summary still covers earlier runs) and ``ingest.lock`` (:mod:`avpretrain.data.ingest.lock`:
 one run at a time per folder). A rerun counts an existing shard as done only after checking it
-(:mod:`avpretrain.data.ingest_verify`); a damaged one is rewritten.
+(:mod:`avpretrain.data.ingest.verify`); a damaged one is rewritten.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from avpretrain.data.ingest_lock import OutputLock
-from avpretrain.data.ingest_plan import (
+from avpretrain.data.ingest.lock import OutputLock
+from avpretrain.data.ingest.manifest import read_inputs
+from avpretrain.data.ingest.plan import (
     PLAN_NAME,
     IngestConfig,
     build_plan,
@@ -45,9 +46,8 @@ from avpretrain.data.ingest_plan import (
     probe_task,
     save_plan,
 )
-from avpretrain.data.ingest_shard import sample_key, write_planned_shard
-from avpretrain.data.ingest_verify import shard_problem
-from avpretrain.data.manifest import read_inputs
+from avpretrain.data.ingest.shard import sample_key, write_planned_shard
+from avpretrain.data.ingest.verify import shard_problem
 from avpretrain.data.shards import INDEX_NAME, count_samples, write_index
 
 logger = logging.getLogger("avpretrain.ingest")

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from avpretrain.data.audio import FbankConfig, resample
 from avpretrain.data.audio_codec import pcm16_to_float
-from avpretrain.data.augment import random_gain, random_time_roll
+from avpretrain.data.loading.audio import FbankConfig, resample
+from avpretrain.data.loading.augment import random_gain, random_time_roll
 
 
 def waveform_samples(cfg: FbankConfig) -> int:

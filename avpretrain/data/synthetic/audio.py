@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avpretrain.data.synth_classes import ClassSpec
+from avpretrain.data.synthetic.classes import ClassSpec
 
 # Mixture peak after scaling: below full scale, so 16-bit FLAC never clips.
 PEAK = 0.9

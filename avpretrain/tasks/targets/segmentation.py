@@ -1,4 +1,4 @@
-"""Segmentation targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
+"""Segmentation targets for :class:`~avpretrain.data.loading.datamodule.AVDataModule` (``targets``).
 
 Each function returns ``{"mask": [S, S] float32, "video_id": str}``: the mask (1 = sounding
 object) of the one frame the loader chose and the clip's ``video_id`` (its JSON), by which the
@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from avpretrain.data.samples import single_frame_index
+from avpretrain.data.loading.samples import single_frame_index
+from avpretrain.data.loading.video import mask_transform
 from avpretrain.data.schema import GT_EXT
-from avpretrain.data.synth_scene import second_of
-from avpretrain.data.video import mask_transform
+from avpretrain.data.synthetic.scene import second_of
 
 
 def _member(sample: dict[str, Any], name: str) -> bytes:
@@ -65,7 +65,7 @@ def synth_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) 
     Args:
         sample: raw members with ``gt.npz`` and ``__frame_indices__``.
         meta: the clip's JSON (``synthetic.objects``, ``frame_times``).
-        opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
+        opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (its ``frame_size``).
 
     Returns:
         ``{"mask": [S, S] float32, "video_id": str}``.
@@ -91,7 +91,7 @@ def png_mask_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) ->
         sample: raw members with ``mNN.png`` for the chosen frame, ``__frames__`` and
             ``__frame_indices__``.
         meta: the clip's JSON (its ``video_id``: the AVSBench video).
-        opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
+        opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (its ``frame_size``).
 
     Returns:
         ``{"mask": [S, S] float32, "video_id": str}``.

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from avpretrain.data.video import FrameCrop, crop_resize, draw_frame_crop, normalize_frames
+from avpretrain.data.loading.video import FrameCrop, crop_resize, draw_frame_crop, normalize_frames
 
 logger = logging.getLogger("avpretrain.data")
 

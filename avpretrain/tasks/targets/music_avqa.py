@@ -9,7 +9,7 @@ owns (fixed for the synthetic world, a file for MUSIC-AVQA).
 Two stored layouts are read:
 
 - the synthetic world: ``synthetic.questions`` = ``[{question, answer, type, modality}]`` with
-  lower-case names (``"audio-visual"``, ``"counting"``; ``avpretrain.data.synth_questions``);
+  lower-case names (``"audio-visual"``, ``"counting"``; ``avpretrain.data.synthetic.questions``);
 - MUSIC-AVQA ingested from ``avpretrain convert-music-avqa``: ``annotations.questions`` =
   ``[{question, answer, modality, type, question_id}]`` with the official names
   (``"Audio-Visual"``, ``"Counting"``).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avpretrain.data.synth_config import GRID, SynthConfig
+from avpretrain.data.synthetic.config import GRID, SynthConfig
 
 # Cell names, row-major, as answers to "where" questions.
 LOCATIONS = (

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from avpretrain.data.synth_classes import ClassSpec
-from avpretrain.data.synth_scene import MARK_SCALE, ObjectPlan
+from avpretrain.data.synthetic.classes import ClassSpec
+from avpretrain.data.synthetic.scene import MARK_SCALE, ObjectPlan
 
 # A marked (sounding) object's colour moves this far towards white.
 _BRIGHTEN = 0.4

@@ -45,10 +45,15 @@ import webdataset as wds
 from webdataset.tariterators import group_by_keys
 
 from avpretrain.data.audio_codec import AUDIO_EXTS
-from avpretrain.data.samples import SampleOptions, choose_frames, collate_samples, decode_sample
+from avpretrain.data.loading.samples import (
+    SampleOptions,
+    choose_frames,
+    collate_samples,
+    decode_sample,
+)
+from avpretrain.data.loading.tar_stream import expand_tar_streams
+from avpretrain.data.loading.urls import open_url
 from avpretrain.data.schema import JSON_EXT, frame_exts
-from avpretrain.data.tar_stream import expand_tar_streams
-from avpretrain.data.urls import open_url
 
 logger = logging.getLogger("avpretrain.data")
 

@@ -12,9 +12,9 @@ from typing import cast
 
 import numpy as np
 
-from avpretrain.data.synth_classes import CLASS_NAMES, ClassSpec
-from avpretrain.data.synth_config import GRID
-from avpretrain.data.synth_scene import LOCATIONS, OFF_SCREEN, ObjectPlan
+from avpretrain.data.synthetic.classes import CLASS_NAMES, ClassSpec
+from avpretrain.data.synthetic.config import GRID
+from avpretrain.data.synthetic.scene import LOCATIONS, OFF_SCREEN, ObjectPlan
 
 _MAX_COUNT = GRID * GRID + 1
 ANSWER_VOCAB: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""Localization targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
+"""Localization targets for :class:`~avpretrain.data.loading.datamodule.AVDataModule` (``targets``).
 
 Each function returns ``{"gt_map": [S, S] float32, "has_gt": bool tensor}`` for the one frame the
 loader chose, in the coordinates of the evaluation frame (short side resized to ``frame_size``,
@@ -34,9 +34,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from avpretrain.data.samples import single_frame_index
+from avpretrain.data.loading.samples import single_frame_index
+from avpretrain.data.loading.video import mask_transform
 from avpretrain.data.schema import GT_EXT
-from avpretrain.data.video import mask_transform
 from avpretrain.metrics.localization import flickr_gt_map, vggss_gt_map
 
 
@@ -106,7 +106,7 @@ def synth_localization_targets(
     Args:
         sample: raw members with ``gt.npz`` and ``__frame_indices__``.
         meta: the clip's JSON (``synthetic.objects``).
-        opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``frame_size``).
+        opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (its ``frame_size``).
 
     Returns:
         ``{"gt_map": [S, S] float32 0/1, "has_gt": bool}``.
@@ -166,7 +166,7 @@ def vggss_box_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) -
         sample: raw members (``__frames__`` with the chosen frame, ``__frame_indices__``).
         meta: the clip's JSON with ``annotations: {"boxes": [[x0, y0, x1, y1], ...]}``,
             normalised to the stored frame.
-        opts: :class:`~avpretrain.data.samples.SampleOptions` (``frame_size``, ``train``).
+        opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (``frame_size``, ``train``).
 
     Returns:
         ``{"gt_map": [S, S] float32 in {0, 1}, "has_gt": bool}``.
@@ -181,7 +181,7 @@ def flickr_box_targets(sample: dict[str, Any], meta: dict[str, Any], opts: Any) 
         sample: raw members (``__frames__`` with the chosen frame, ``__frame_indices__``).
         meta: the clip's JSON with ``annotations: {"boxes": [...]}``, normalised to the stored
             frame (Flickr's XML pixels divided by 256).
-        opts: :class:`~avpretrain.data.samples.SampleOptions` (``frame_size``, ``train``).
+        opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (``frame_size``, ``train``).
 
     Returns:
         ``{"gt_map": [S, S] float32 in {0, 0.5, 1}, "has_gt": bool}``.

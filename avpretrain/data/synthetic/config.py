@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from avpretrain.arguments import check_choice
-from avpretrain.data.synth_classes import Difficulty, max_classes
+from avpretrain.data.synthetic.classes import Difficulty, max_classes
 
 # Objects sit in the cells of a 3 x 3 grid, one object per cell, so no object is ever hidden.
 GRID = 3

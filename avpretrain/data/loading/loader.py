@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import webdataset as wds
 
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, shard_order
+from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, shard_order
 
 logger = logging.getLogger("avpretrain.data")
 

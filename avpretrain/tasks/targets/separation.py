@@ -1,4 +1,4 @@
-"""Separation targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
+"""Separation targets for :class:`~avpretrain.data.loading.datamodule.AVDataModule` (``targets``).
 
 The separation task mixes clips' raw waveforms itself (mix-and-separate), so the target is
 the clip's waveform at the separation rate (Sound of Pixels: 11025 Hz, 65535 samples, about 6 s),
@@ -10,7 +10,7 @@ shifts the window inside the clip). Training clips get SoP's random volume, a ga
 ``json`` and the frame choice are read. In YAML, give the class and its settings::
 
     targets:
-      class_path: avpretrain.tasks.separation_targets.SeparationTargets
+      class_path: avpretrain.tasks.targets.separation.SeparationTargets
       init_args: {sample_rate: 11025, num_samples: 65535}
 
 :class:`SynthObjectTargets` serves the task's ``mixture: own`` on the synthetic world: one sounding
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 import torchaudio
 
 from avpretrain.data.audio_codec import decode_audio
+from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.data.schema import GT_EXT
-from avpretrain.data.video import decode_jpeg, frame_transform
 
 
 class SeparationTargets:
@@ -129,7 +129,7 @@ class SeparationTargets:
         Args:
             sample: raw members (``flac`` or ``pcm16``, ``__frame_indices__``).
             meta: the clip's JSON (``frame_times``; the clip's middle when absent).
-            opts: :class:`~avpretrain.data.samples.SampleOptions` (its ``train`` flag).
+            opts: :class:`~avpretrain.data.loading.samples.SampleOptions` (its ``train`` flag).
 
         Returns:
             ``{"sep_wave": [num_samples] float32}``, with ``oracle_classes`` also

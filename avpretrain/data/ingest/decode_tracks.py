@@ -1,7 +1,7 @@
 """The two halves of the streaming decoder: picking frames by time, and buffering audio.
 
 Both are fed decoded PyAV frames in presentation order with their time in seconds from the video's
-start; :mod:`avpretrain.data.decode` drives them. Both place what they get by its presentation
+start; :mod:`avpretrain.data.ingest.decode` drives them. Both place what they get by its presentation
 timestamp: frames are turned upright (display matrix or ``rotate`` tag) and kept at one size, audio
 frames land at their own time and a stretch without packets becomes silence, recorded as a gap.
 """
@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 if TYPE_CHECKING:
-    from avpretrain.data.decode import Window
+    from avpretrain.data.ingest.decode import Window
 
 # Audio frames this much later than the samples before them end: the stretch between is a gap.
 AUDIO_GAP_S = 0.05

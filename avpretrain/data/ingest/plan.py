@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from avpretrain.data.decode import TOLERANCE_S, VideoSkipped, clip_windows, probe
-from avpretrain.data.manifest import ClipSpec, VideoSource
+from avpretrain.data.ingest.decode import TOLERANCE_S, VideoSkipped, clip_windows, probe
+from avpretrain.data.ingest.manifest import ClipSpec, VideoSource
 from avpretrain.data.shards import shard_name
 
 logger = logging.getLogger("avpretrain.ingest")

@@ -1,4 +1,4 @@
-"""Video parsing targets for :class:`~avpretrain.data.datamodule.AVDataModule` (``targets``).
+"""Video parsing targets for :class:`~avpretrain.data.loading.datamodule.AVDataModule` (``targets``).
 
 :func:`parsing_targets` returns, for C classes (the data's ``num_classes``) and T one-second
 segments (the data's ``num_frames_per_clip``, one frame per segment):
@@ -11,7 +11,7 @@ segments (the data's ``num_frames_per_clip``, one frame per segment):
 Two stored layouts are read:
 
 - the synthetic world: ``synthetic.events`` = ``{"audio": [...], "visual": [...]}``, per second
-  the sorted class ids heard / seen (``avpretrain.data.synth_clip.clip_meta``). The weak labels
+  the sorted class ids heard / seen (``avpretrain.data.synthetic.clip.clip_meta``). The weak labels
   are the union of both, as LLP's video-level labels name events of either modality. Clips whose
   audio was swapped or shifted (``synthetic.corruption``) no longer match their events and are
   refused.

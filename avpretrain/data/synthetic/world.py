@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from avpretrain.arguments import canonical_flags, dataclass_parser, field_values
 from avpretrain.data.shards import shard_name, write_index, write_shard
-from avpretrain.data.synth_classes import class_table
-from avpretrain.data.synth_clip import CORRUPTIONS, Corruption, corruption_plan, make_sample
-from avpretrain.data.synth_config import SynthConfig
+from avpretrain.data.synthetic.classes import class_table
+from avpretrain.data.synthetic.clip import CORRUPTIONS, Corruption, corruption_plan, make_sample
+from avpretrain.data.synthetic.config import SynthConfig
 
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser, Namespace

@@ -14,12 +14,12 @@ from typing import Any, cast
 import numpy as np
 
 from avpretrain.data.schema import encode_sample, make_meta
-from avpretrain.data.synth_audio import render_sources
-from avpretrain.data.synth_classes import ClassSpec, class_spec, instance_spec
-from avpretrain.data.synth_config import SynthConfig
-from avpretrain.data.synth_questions import make_caption, make_questions
-from avpretrain.data.synth_render import render_frames
-from avpretrain.data.synth_scene import ObjectPlan, plan_clip, second_of
+from avpretrain.data.synthetic.audio import render_sources
+from avpretrain.data.synthetic.classes import ClassSpec, class_spec, instance_spec
+from avpretrain.data.synthetic.config import SynthConfig
+from avpretrain.data.synthetic.questions import make_caption, make_questions
+from avpretrain.data.synthetic.render import render_frames
+from avpretrain.data.synthetic.scene import ObjectPlan, plan_clip, second_of
 
 SPLITS = {"train": 0, "val": 1}
 CORRUPTIONS = ("swap_audio", "shift_audio", "swap_caption")

@@ -15,7 +15,7 @@ Rescale: a database's scale ``[low, high]`` maps linearly to 0-100,
 A YAML gives it as a class with its arguments::
 
     targets:
-      class_path: avpretrain.tasks.av_quality_targets.MOSTargets
+      class_path: avpretrain.tasks.targets.av_quality.MOSTargets
       init_args: {keys: [overall, video, audio], scale: [1, 5]}
 
 The task's ``targets`` list must name the same keys in the same order (it checks the width).

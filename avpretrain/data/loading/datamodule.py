@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from avpretrain.data.audio import FbankConfig, normalize
-from avpretrain.data.augment import check_augment_args, mixup, spec_augment
-from avpretrain.data.device_decode import JPEG_KEY, decode_frames_in_batch
-from avpretrain.data.loader import EpochLoader
-from avpretrain.data.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.samples import FRAME_SAMPLING, SampleOptions, WaveformFeatures
-from avpretrain.data.urls import Shard, expand_urls, total_samples
+from avpretrain.data.loading.audio import FbankConfig, normalize
+from avpretrain.data.loading.augment import check_augment_args, mixup, spec_augment
+from avpretrain.data.loading.device_decode import JPEG_KEY, decode_frames_in_batch
+from avpretrain.data.loading.loader import EpochLoader
+from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, build_pipeline
+from avpretrain.data.loading.samples import FRAME_SAMPLING, SampleOptions, WaveformFeatures
+from avpretrain.data.loading.urls import Shard, expand_urls, total_samples
 
 logger = logging.getLogger("avpretrain.data")
 
@@ -56,7 +56,7 @@ class AVDataModule(L.LightningDataModule):
 
     Args:
         train_urls: training shards: a path, folder, ``index.json``, brace pattern or
-            ``s3://``/``gs://``/``pipe:`` URL, or a list of them (see ``avpretrain.data.urls``).
+            ``s3://``/``gs://``/``pipe:`` URL, or a list of them (see ``avpretrain.data.loading.urls``).
         val_urls: validation shards, read once in a fixed order (optional).
         test_urls: test shards, read like validation (optional).
         batch_size: samples per batch on each rank.
@@ -92,7 +92,7 @@ class AVDataModule(L.LightningDataModule):
             targets (localization, segmentation), whose masks must stay aligned with the frame.
         targets: a task's target builder, ``f(sample, meta, opts) -> dict`` (a module-level
             function, given in YAML by its import path), run in the workers after decoding; see
-            ``avpretrain.data.samples.SampleOptions``.
+            ``avpretrain.data.loading.samples.SampleOptions``.
         extra_members: shard members the targets need beyond frames, audio and JSON (e.g.
             ``gt.npz``).
         seed: base seed of shard order, shuffling, frame choice and augmentation.

@@ -8,7 +8,7 @@ frame rates are handled by time, not by frame index. Only the chosen frames are 
 soon as both tracks have passed its end, and the audio before the earliest open clip is dropped,
 so memory stays bounded by the clips in flight, not by the video's length.
 
-Both tracks are placed by presentation timestamp (:mod:`avpretrain.data.decode_tracks`): audio
+Both tracks are placed by presentation timestamp (:mod:`avpretrain.data.ingest.decode_tracks`): audio
 packet gaps become silence (``audio_gap``); a clip never takes a frame from after its end, so a
 video track that starts late skips the clips before it (``video_gap``) and flags the clip it
 starts in; frames are turned upright by the display matrix and all get one size. With several
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from avpretrain.data.decode_tracks import AudioTrack, FramePicker
+from avpretrain.data.ingest.decode_tracks import AudioTrack, FramePicker
 
 logger = logging.getLogger("avpretrain.ingest")
 

@@ -1,10 +1,10 @@
 """Decoding one shard sample into tensors, and collating decoded samples into a batch.
 
-The per-sample half of the loader (:mod:`avpretrain.data.pipeline` wires it into stages):
+The per-sample half of the loader (:mod:`avpretrain.data.loading.pipeline` wires it into stages):
 the chosen frame(s) only are JPEG-decoded (or passed on as bytes, to be decoded on the device),
 the audio is read as int16 (FLAC decoded with soundfile, a PCM member as it is), then either
 the CPU fbank (``audio`` [1, 128, T]) or, in accelerator mode, a fixed-length ``waveform``
-(:mod:`avpretrain.data.worker_audio`) is produced, whose features :class:`WaveformFeatures`
+(:mod:`avpretrain.data.loading.worker_audio`) is produced, whose features :class:`WaveformFeatures`
 computes on the device after transfer (equal to the CPU fbank).
 """
 
@@ -20,12 +20,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from avpretrain.data.audio import BatchedFbank, FbankConfig, fbank, normalize
 from avpretrain.data.audio_codec import decode_audio_int16
-from avpretrain.data.device_decode import frame_bytes
+from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, fbank, normalize
+from avpretrain.data.loading.device_decode import frame_bytes
+from avpretrain.data.loading.video import (
+    choose_frame_index,
+    decode_jpeg,
+    frame_transform,
+    frames_to_clip,
+)
+from avpretrain.data.loading.worker_audio import device_waveform, float_waveform, stack_waveforms
 from avpretrain.data.schema import JSON_EXT
-from avpretrain.data.video import choose_frame_index, decode_jpeg, frame_transform, frames_to_clip
-from avpretrain.data.worker_audio import device_waveform, float_waveform, stack_waveforms
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class SampleOptions:
             (one per segment) or ``dense`` (consecutive stored frames).
         audio_on_device: return a fixed-length ``waveform`` instead of the CPU fbank ``audio``.
         frames_on_device: return the frames' JPEG bytes and crop (``frames_jpeg``,
-            ``frame_crop``) instead of ``video``; see :mod:`avpretrain.data.device_decode`.
+            ``frame_crop``) instead of ``video``; see :mod:`avpretrain.data.loading.device_decode`.
         time_roll: roll the waveform by a random offset (training only).
         gain_db: random gain in [-gain_db, gain_db] dB (training only; 0 disables).
         num_classes: emit ``label`` and ``labels`` from the JSON ``labels`` when set.

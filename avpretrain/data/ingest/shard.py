@@ -1,6 +1,6 @@
 """Writing one shard of the ingest plan: decode its videos' clips, encode them, write the tar.
 
-Runs in the worker processes of :mod:`avpretrain.data.ingest`; its input and output are plain
+Runs in the worker processes of :mod:`avpretrain.data.ingest.runner`; its input and output are plain
 dicts, so they cross process boundaries cheaply. Nothing here raises for bad data: every clip
 that cannot be written comes back as a skip record (path, clip, reason, detail).
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from avpretrain.data.decode import DecodedClip, DecodeOptions, Skip, Window, decode_clips
+from avpretrain.data.ingest.decode import DecodedClip, DecodeOptions, Skip, Window, decode_clips
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_shard
 
