@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ingest": "avpretrain.data.ingest.runner:main",
     "reencode": "avpretrain.data.ingest.reencode:main",
     "synth": "avpretrain.data.synthetic.world:main",
-    "synth-quality": "avpretrain.quality.synth_world:main",
+    "synth-quality": "avpretrain.av_quality.synth_world:main",
     "demo": "avpretrain.demo:main",
     "export": "avpretrain.export:main",
     "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",
@@ -30,11 +30,11 @@ SUBCOMMANDS: dict[str, str] = {
     "convert-avsbench": "avpretrain.converters.avsbench:main",
     "convert-sfqa": "avpretrain.converters.sfqa:main",
     "convert-avsd": "avpretrain.converters.avsd:main",
-    "av-quality-kfold": "avpretrain.quality.kfold:main",
+    "av-quality-kfold": "avpretrain.av_quality.kfold:main",
     "curate": "avpretrain.curation.cli:main",
     "text-tower": "avpretrain.curation.text_tower:main",
     "ablate": "avpretrain.ablation.cli:main",
-    "mos": "avpretrain.quality.mos_cli:main",
+    "mos": "avpretrain.av_quality.mos_cli:main",
     "recipes": "avpretrain.recipes.cli:main",
 }
 

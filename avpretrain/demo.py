@@ -253,7 +253,7 @@ def _run(argv: list[str] | None) -> int:
     )
     figure_path = out / "reconstruction.png"
     fig.savefig(figure_path, dpi=80)
-    from avpretrain.export import save_encoders
+    from avpretrain.models.encoder_file import save_encoders
 
     encoders_path = save_encoders(pretrained, out / "encoders.pt")
     _finish_wandb()

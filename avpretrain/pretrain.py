@@ -73,7 +73,7 @@ class AVMAEPretrain(pl.LightningModule):
             load_external_weights(model, kind, path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the model's constructor arguments travel with the weights (see avpretrain.export)
+        # the model's constructor arguments travel with the weights (see avpretrain.models.encoder_file)
         """Store the model's constructor config (``avmae_config``) with the weights."""
         checkpoint["avmae_config"] = self.model.config
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from avpretrain.av_quality.kfold import fold_metrics
 from avpretrain.lightning_cli import run_lightning_cli
-from avpretrain.quality.kfold import fold_metrics
 from avpretrain.recipes import resolve_recipe
 
 RECIPE = resolve_recipe("tasks/av_quality/synth")

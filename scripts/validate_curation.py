@@ -42,7 +42,7 @@ from avpretrain.curation.validation import CLEAN, STAGE_TARGETS, check_stages, t
 from avpretrain.data.shards import read_index, read_raw_samples, write_index, write_shard
 from avpretrain.data.synthetic.config import SynthConfig
 from avpretrain.data.synthetic.world import write_world
-from avpretrain.export import model_from_checkpoint, save_encoders
+from avpretrain.models.encoder_file import model_from_checkpoint, save_encoders
 from avpretrain.recipes import resolve_recipe
 from avpretrain.tasks.backbone import MODES
 

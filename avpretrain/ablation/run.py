@@ -28,8 +28,8 @@ import yaml
 
 from avpretrain.ablation.grid import Grid, Point, Stage
 from avpretrain.ablation.subset import build_subset
-from avpretrain.export import save_encoders
 from avpretrain.lightning_cli import run_lightning_cli
+from avpretrain.models.encoder_file import save_encoders
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"

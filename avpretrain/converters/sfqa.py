@@ -14,7 +14,7 @@ own** (rename the database's columns to these; comma-separated, one header row):
     method             optional: the generation method
 
 Give the MOS as the database publishes them (for raw ratings compute them first with
-:func:`avpretrain.quality.opinion.sfqa_mos`, which gives 0-100); the recipe's ``MOSTargets``
+:func:`avpretrain.av_quality.opinion.sfqa_mos`, which gives 0-100); the recipe's ``MOSTargets``
 ``scale`` must match. Output: one JSON line per video, ``id`` = the file stem, ``start`` 0 (one
 clip per video, as long as ingest's ``--clip-seconds``), ``category`` = the method, and::
 
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avpretrain.arguments import check_choice, choices
+from avpretrain.av_quality.folds import assign_folds
 from avpretrain.converters.common import (
     VideoFinder,
     log_missing,
@@ -45,7 +46,6 @@ from avpretrain.converters.common import (
     run_converter,
     write_jsonl,
 )
-from avpretrain.quality.folds import assign_folds
 
 log = logging.getLogger(__name__)
 

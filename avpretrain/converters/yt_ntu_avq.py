@@ -40,6 +40,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from avpretrain.av_quality.folds import assign_folds
 from avpretrain.converters.common import (
     VideoFinder,
     log_missing,
@@ -47,7 +48,6 @@ from avpretrain.converters.common import (
     run_converter,
     write_jsonl,
 )
-from avpretrain.quality.folds import assign_folds
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from torch import Tensor
 from avpretrain.curation.text_tower import TextTower
 from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, resample
 from avpretrain.data.loading.video import frame_transform
-from avpretrain.export import encoder_state, load_encoders
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import encoder_state, load_encoders
 
 Waveforms = Sequence[np.ndarray] | Sequence[Tensor] | Tensor
 AV_SPACES = ("pooled", "retrieval")
@@ -103,7 +103,7 @@ class AVMAEEmbedder:
     against each other by the retrieval task: the sharper space when the tower was fitted).
 
     Args:
-        model: an AV-MAE (e.g. from :func:`avpretrain.export.load_encoders`).
+        model: an AV-MAE (e.g. from :func:`avpretrain.models.encoder_file.load_encoders`).
         text_tower: optional caption side of a retrieval head trained on an AV-MAE with the
             same input sizes (its own backbone feeds the fused embedding; when its weights equal
             ``model``'s, as after a linear probe, ``model`` is reused).

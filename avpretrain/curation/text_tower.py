@@ -32,10 +32,10 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from avpretrain.export import DECODER_PREFIXES
 from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import DECODER_PREFIXES
 from avpretrain.tasks.backbone import load_backbone
 
 if TYPE_CHECKING:

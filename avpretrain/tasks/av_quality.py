@@ -1,7 +1,7 @@
 """Audio-visual quality assessment (``av_quality``): MOS regression scored by SRCC and PLCC.
 
 Scored as the quality-assessment literature does (see ``tasks/av_quality/README.md`` and
-:mod:`avpretrain.metrics.quality`): over the whole validation set, per target, Spearman (SRCC)
+:mod:`avpretrain.metrics.av_quality`): over the whole validation set, per target, Spearman (SRCC)
 and Pearson (PLCC) correlations on the raw predictions, Kendall (KRCC), and PLCC / RMSE after
 the VQEG four-parameter logistic fit. Logged as ``<stage>/<target>/<metric>``, e.g.
 ``val/overall/SRCC``.
@@ -9,7 +9,7 @@ the VQEG four-parameter logistic fit. Logged as ``<stage>/<target>/<metric>``, e
 Video clips ([B, 3, F, H, W], e.g. ``num_frames_per_clip: 8, frame_sampling: dense``) are encoded
 per time step: a single-frame encoder sees each frame on its own, a clip (tubelet) encoder the
 whole clip, its patch tokens averaged per time step; the steps [B, T, D] are then pooled by
-:func:`~avpretrain.heads.quality.temporal_pool` (``temporal: mean_diff`` keeps the
+:func:`~avpretrain.heads.av_quality.temporal_pool` (``temporal: mean_diff`` keeps the
 frame-to-frame change that reveals stutter).
 """
 
@@ -21,22 +21,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avpretrain.heads.quality import (
+from avpretrain.av_quality.levels import LEVEL_WIDTH
+from avpretrain.heads.av_quality import (
     NUM_LEVELS,
     TEMPORAL_POOLING,
     MOSLevelHead,
     MOSRegressionHead,
     temporal_pool,
 )
-from avpretrain.metrics.quality import QualityMetrics
-from avpretrain.quality.opinion import LEVEL_WIDTH
+from avpretrain.metrics.av_quality import QualityMetrics
 from avpretrain.tasks.base import TaskModule, collect
 
 
 def mos_level(mos: torch.Tensor) -> torch.Tensor:
     """0-100 scores -> levels 0..4, ``min(4, floor(clip(mos, 0, 100) / 20))``.
 
-    Long, same shape; the torch twin of :func:`avpretrain.quality.opinion.to_level`.
+    Long, same shape; the torch twin of :func:`avpretrain.av_quality.opinion.to_level`.
     """
     level = torch.floor(mos.clamp(0.0, 100.0) / LEVEL_WIDTH)
     return level.clamp(max=NUM_LEVELS - 1).long()
@@ -48,9 +48,9 @@ class AVQualityTask(TaskModule):
     The batch carries ``mos`` [B, K] on 0-100 (:class:`~avpretrain.tasks.targets.av_quality.
     MOSTargets` with the same keys). Losses, by the head's ``kind``:
 
-    - ``regression`` (:class:`~avpretrain.heads.quality.MOSRegressionHead`): MSE between the
+    - ``regression`` (:class:`~avpretrain.heads.av_quality.MOSRegressionHead`): MSE between the
       output and ``mos / 100``;
-    - ``levels`` (:class:`~avpretrain.heads.quality.MOSLevelHead`): cross-entropy over the five
+    - ``levels`` (:class:`~avpretrain.heads.av_quality.MOSLevelHead`): cross-entropy over the five
       20-point levels of ``mos``, plus ``expected_weight`` times the MSE of the expected score
       (both / 100), which ties the levels' order to the score.
 
@@ -60,7 +60,7 @@ class AVQualityTask(TaskModule):
         expected_weight: weight of the expected-score MSE of the level head (0: CE alone).
         temporal: pooling of the per-step video features, ``mean`` (width D) or ``mean_diff``
             (width 2D: mean and mean absolute step-to-step change); see
-            :func:`~avpretrain.heads.quality.temporal_pool`.
+            :func:`~avpretrain.heads.av_quality.temporal_pool`.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from avpretrain.export import load_encoders
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import load_encoders
 from avpretrain.training.param_groups import decayed_parameters, split_by_decay
 
 MODES = ("linear_probe", "partial", "finetune")

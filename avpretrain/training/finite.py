@@ -21,26 +21,11 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from avpretrain.models.finite import non_finite_tensors
+
 
 class NonFiniteError(RuntimeError):
     """A loss, gradient or weight that is NaN or infinite."""
-
-
-def non_finite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
-    """Names of the floating-point tensors in ``tensors`` holding a NaN or an infinity.
-
-    Args:
-        tensors: name -> tensor (other values are ignored), e.g. a ``state_dict``.
-        limit: stop after this many names.
-    """
-    bad = []
-    for name, value in tensors.items():
-        if isinstance(value, Tensor) and value.is_floating_point():
-            if not bool(torch.isfinite(value).all()):
-                bad.append(name)
-                if len(bad) >= limit:
-                    break
-    return bad
 
 
 class StopOnNonFinite(pl.Callback):

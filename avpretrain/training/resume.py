@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from avpretrain.export import FORMAT
+from avpretrain.models.encoder_file import FORMAT
 
 LIGHTNING_KEY = "pytorch-lightning_version"
 

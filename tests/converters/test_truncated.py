@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from avpretrain.av_quality import rating_table
 from avpretrain.converters import (
     audioset,
     avsbench,
@@ -25,7 +26,6 @@ from avpretrain.converters import (
     yt_ntu_avq,
 )
 from avpretrain.converters.common import read_table
-from avpretrain.quality import rating_table
 
 AUDIOSET_CLASSES = 'index,mid,display_name\n0,/m/09x0r,Speech\n1,/m/05zppz,"Male speech, man"\n'
 MUSIC_AVQA = [

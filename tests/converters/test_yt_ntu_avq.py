@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from avpretrain.av_quality.folds import assign_folds
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.yt_ntu_avq import convert
 from avpretrain.data.ingest.manifest import read_inputs
-from avpretrain.quality.folds import assign_folds
 
 HEADER = (
     "seq_name,score_all,score_v,score_a,av_weight,std_all,std_v,std_a,std_av_weight,pretest,"

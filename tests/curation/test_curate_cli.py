@@ -12,8 +12,8 @@ import torch
 
 from avpretrain.cli import main as avpretrain_main
 from avpretrain.data.shards import read_index, read_raw_samples
-from avpretrain.export import save_encoders
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import save_encoders
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +142,9 @@ def test_curate_language_stage_with_clap_and_clip(
 def test_own_embedder_shapes_and_batch_independence(encoders: Path) -> None:
     from avpretrain.curation.embedders import AVMAEEmbedder
     from avpretrain.curation.text_tower import TextTower
-    from avpretrain.export import load_encoders
     from avpretrain.heads.retrieval import RetrievalHead
     from avpretrain.heads.text import TextEncoder
+    from avpretrain.models.encoder_file import load_encoders
 
     head = RetrievalHead(32, TextEncoder(width=64, depth=1, num_heads=2, max_length=16))
     head.bind(64, 64)

@@ -17,10 +17,10 @@ from avpretrain.curation.text_tower import (
     save_text_tower,
     tower_from_checkpoint,
 )
-from avpretrain.export import load_encoders, save_encoders
 from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.heads.text import TextEncoder
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import load_encoders, save_encoders
 from avpretrain.tasks.retrieval import RetrievalTask
 
 HEAD = {

@@ -4,12 +4,12 @@ score as one instance given every update."""
 import numpy as np
 import pytest
 
+from avpretrain.metrics.av_quality import QualityMetrics
 from avpretrain.metrics.caption import CaptionMetrics
 from avpretrain.metrics.classification import ClassificationMetrics
 from avpretrain.metrics.localization import LocalizationMetrics
 from avpretrain.metrics.music_avqa import AVQAAccuracy
 from avpretrain.metrics.parsing import ParsingMetrics
-from avpretrain.metrics.quality import QualityMetrics
 from avpretrain.metrics.retrieval import RetrievalMetrics
 from avpretrain.metrics.segmentation import SegmentationMetrics
 from avpretrain.metrics.separation import SeparationMetrics

@@ -12,11 +12,11 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from avpretrain.metrics.av_quality import QualityMetrics
 from avpretrain.metrics.caption import CaptionMetrics
 from avpretrain.metrics.classification import ClassificationMetrics
 from avpretrain.metrics.music_avqa import AVQAAccuracy
 from avpretrain.metrics.parsing import ParsingMetrics
-from avpretrain.metrics.quality import QualityMetrics
 from avpretrain.metrics.retrieval import RetrievalMetrics
 from avpretrain.metrics.segmentation import SegmentationMetrics
 

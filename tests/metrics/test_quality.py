@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avpretrain.metrics.quality import (
+from avpretrain.metrics.av_quality import (
     METRIC_NAMES,
     QualityMetrics,
     fit_logistic,

@@ -7,9 +7,9 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from avpretrain.export import load_encoders, save_encoders
 from avpretrain.heads.classification import LinearHead
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import load_encoders, save_encoders
 from avpretrain.models.vit import ViTConfig, ViTEncoder
 from avpretrain.models.weights import import_audiomae, import_mae, import_vit, import_weights
 

@@ -15,8 +15,8 @@ import torch
 import yaml
 from PIL import Image
 
-from avpretrain.export import save_encoders
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import save_encoders
 from avpretrain.recipes import resolve_recipe
 
 ROOT = Path(__file__).resolve().parents[2]

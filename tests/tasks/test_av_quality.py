@@ -10,16 +10,20 @@ import pytest
 import torch
 import webdataset as wds
 
-from avpretrain.heads.quality import (
+from avpretrain.av_quality.degrade import Severity, mos_model
+from avpretrain.av_quality.opinion import to_level
+from avpretrain.av_quality.synth_world import (
+    draw_severity,
+    make_quality_sample,
+    write_quality_world,
+)
+from avpretrain.heads.av_quality import (
     MOSLevelHead,
     MOSRegressionHead,
     expected_score,
     temporal_pool,
 )
 from avpretrain.lightning_cli import run_lightning_cli
-from avpretrain.quality.degrade import Severity, mos_model
-from avpretrain.quality.opinion import to_level
-from avpretrain.quality.synth_world import draw_severity, make_quality_sample, write_quality_world
 from avpretrain.tasks.av_quality import AVQualityTask, mos_level
 from avpretrain.tasks.targets.av_quality import MOSTargets
 from tests.conftest import TINY_WORLD
@@ -135,7 +139,7 @@ def test_level_head_video_only_through_cli(quality_world, tmp_path):
         "av_quality/synth.yaml", quality_world, tmp_path / "run", inputs="video", targets=["video"]
     )
     cfg["trainer"]["max_epochs"] = 1
-    cfg["model"]["init_args"]["head"] = {"class_path": "avpretrain.heads.quality.MOSLevelHead"}
+    cfg["model"]["init_args"]["head"] = {"class_path": "avpretrain.heads.av_quality.MOSLevelHead"}
     cfg["data"]["init_args"]["targets"]["init_args"]["keys"] = ["video"]
     cli = run_lightning_cli(["fit", "--config", str(write(cfg, tmp_path / "q.yaml"))])
     assert cli.model.head.layers[-1].out_features == 5

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from avpretrain.export import load_encoders, main, model_from_checkpoint, save_encoders
+from avpretrain.export import main
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import load_encoders, model_from_checkpoint, save_encoders
 from avpretrain.pretrain import AVMAEPretrain
 from avpretrain.training.resume import check_ckpt_path
 

@@ -19,9 +19,9 @@ import torch
 
 from avpretrain.data.loading.datamodule import AVDataModule
 from avpretrain.data.shards import write_index, write_shard
-from avpretrain.export import save_encoders
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.models import AVMAE
+from avpretrain.models.encoder_file import save_encoders
 from avpretrain.training.finite import NonFiniteError
 
 from .recipe import ROOT, tiny_recipe, write_recipe

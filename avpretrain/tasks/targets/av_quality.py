@@ -5,7 +5,7 @@ world stores (``{"overall", "video", "audio", ...}``), and returns the configure
 ``{"mos": [K] float32}`` on the 0-100 scale, in the configured order.
 
 Rescale: a database's scale ``[low, high]`` maps linearly to 0-100,
-``100 * (r - low) / (high - low)`` (:func:`avpretrain.quality.opinion.rescale_100`):
+``100 * (r - low) / (high - low)`` (:func:`avpretrain.av_quality.opinion.rescale_100`):
 
 - synthetic quality world: ``scale: [0, 100]`` (identity; ``mos_model`` is on 0-100);
 - YT-NTU-AVQ (``overall``/``video``/``audio`` on the 1-5 slider): ``scale: [1, 5]``, so
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from avpretrain.quality.opinion import rescale_100
+from avpretrain.av_quality.opinion import rescale_100
 
 MOS_KEYS = ("overall", "video", "audio")
 

@@ -6,7 +6,7 @@ Both map pooled features [B, D] to K scores on the 0-100 scale (``scores``), one
 - :class:`MOSRegressionHead`: one output per target, the MOS divided by 100 (``[0, 1]``);
   ``activation="sigmoid"`` bounds it, ``"linear"`` does not (trained with MSE).
 - :class:`MOSLevelHead`: five logits per target for the ACR levels bad .. excellent, each
-  20 points wide on 0-100 (:func:`avpretrain.quality.opinion.to_level`). The predicted score is
+  20 points wide on 0-100 (:func:`avpretrain.av_quality.opinion.to_level`). The predicted score is
   the expected level centre, ``sum_k p_k * (20 k + 10)``, k = 0..4 (centres 10, 30, 50, 70, 90),
   so it is continuous and ranks clips by more than their argmax level.
 
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from avpretrain.arguments import check_choice
-from avpretrain.quality.opinion import LEVEL_WIDTH
+from avpretrain.av_quality.levels import LEVEL_WIDTH
 
 NUM_LEVELS = 5
 Activation = Literal["sigmoid", "linear"]

@@ -8,16 +8,16 @@ import pytest
 import webdataset as wds
 import yaml
 
-from avpretrain.metrics.quality import METRIC_NAMES
-from avpretrain.quality.kfold import (
+from avpretrain.av_quality.kfold import (
     fold_metrics,
     fold_urls,
     main,
     split_manifest,
     summary_markdown,
 )
-from avpretrain.quality.synth_world import main as synth_main
-from avpretrain.quality.synth_world import write_quality_folds
+from avpretrain.av_quality.synth_world import main as synth_main
+from avpretrain.av_quality.synth_world import write_quality_folds
+from avpretrain.metrics.av_quality import METRIC_NAMES
 from tests.conftest import TINY_WORLD
 from tests.tasks.helpers import task_recipe, write
 

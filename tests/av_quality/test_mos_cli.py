@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from avpretrain.av_quality.opinion import screen_yt_ntu_avq, sfqa_mos
 from avpretrain.cli import main
 from avpretrain.converters import sfqa, yt_ntu_avq
-from avpretrain.quality.opinion import screen_yt_ntu_avq, sfqa_mos
 
 ITEMS = [f"Clip_{i}.mp4" for i in range(5)]
 BASE = [1.2, 2.0, 3.1, 4.0, 4.8]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avpretrain.quality.opinion import (
+from avpretrain.av_quality.opinion import (
     bt500_outliers,
     mos_table,
     reject_far_from_reference,

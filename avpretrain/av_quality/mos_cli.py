@@ -3,19 +3,19 @@
     avpretrain mos yt-ntu-avq ratings.csv --out meta_info.csv [--meta published_meta.csv]
     avpretrain mos sfqa ratings.csv --out sfqa.csv [--videos sources.csv]
 
-Both read a raw rating table (:mod:`avpretrain.quality.rating_table`: one rating per row) and
+Both read a raw rating table (:mod:`avpretrain.av_quality.rating_table`: one rating per row) and
 optionally ``--reference`` hidden-reference levels, whose far-off ratings are dropped first
-(:func:`~avpretrain.quality.opinion.reject_far_from_reference`).
+(:func:`~avpretrain.av_quality.opinion.reject_far_from_reference`).
 
 ``yt-ntu-avq`` (columns ``submission, item, dimension, rating`` + optional ``subject,
 timestamp``; dimensions ``overall, video, audio`` on 1-5 and optionally ``av_weight`` on 0-100)
-applies :func:`~avpretrain.quality.opinion.screen_yt_ntu_avq` and writes
+applies :func:`~avpretrain.av_quality.opinion.screen_yt_ntu_avq` and writes
 ``meta_info_YT-NTU-AVQ.csv``'s score columns (``seq_name, score_all, std_all, score_v, ...``)
 for ``avpretrain convert-yt-ntu-avq``; ``--meta`` carries the other columns (categories,
 summary) over from the published file.
 
 ``sfqa`` (columns ``subject, item, dimension, rating``; dimensions ``visual, consistency``; the
-item is the video file name) applies :func:`~avpretrain.quality.opinion.sfqa_mos` (z-scores,
+item is the video file name) applies :func:`~avpretrain.av_quality.opinion.sfqa_mos` (z-scores,
 BT.500 rejection, 0-100) and writes the layout of ``avpretrain convert-sfqa``. Each video's
 ``source_image, source_audio`` (and optional ``method``) come from columns of the ratings table
 or from ``--videos``, a table with ``video`` and those columns.
@@ -36,8 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from avpretrain.converters.common import read_table
-from avpretrain.quality.opinion import (
+from avpretrain.av_quality.opinion import (
     YT_NTU_AVQ_RANGES,
     YT_NTU_AVQ_SCREENED,
     OpinionResult,
@@ -45,7 +44,8 @@ from avpretrain.quality.opinion import (
     screen_yt_ntu_avq,
     sfqa_mos,
 )
-from avpretrain.quality.rating_table import read_ratings, read_reference
+from avpretrain.av_quality.rating_table import read_ratings, read_reference
+from avpretrain.converters.common import read_table
 
 # dimension -> (MOS column, STD column) of meta_info_YT-NTU-AVQ.csv
 YT_COLUMNS = {

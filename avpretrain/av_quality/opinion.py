@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from avpretrain.av_quality.levels import LEVEL_WIDTH
+
 log = logging.getLogger(__name__)
 
 Range = tuple[float, float]
@@ -55,7 +57,6 @@ YT_NTU_AVQ_RANGES: dict[str, Range] = {
     "av_weight": (0.0, 100.0),  # relative weight of audio vs video, a slider, not a quality
 }
 YT_NTU_AVQ_SCREENED = ("overall", "video", "audio")
-LEVEL_WIDTH = 20.0  # five levels of 20 points on the 0-100 scale
 MOS_COLUMNS = ["item", "dimension", "mos", "std", "n"]
 
 

@@ -12,7 +12,7 @@ fold is data configuration and nothing inside the loader filters clips. The fold
 Each fold runs ``fit`` through the same LightningCLI path as ``avpretrain fit`` and is then
 validated once more with its final weights (not a checkpoint chosen on the validation fold,
 which would flatter the score). The per-fold ``val/<target>/<metric>`` figures and their mean and
-standard deviation over folds (:func:`avpretrain.metrics.quality.fold_summary`, ``ddof=0``) are
+standard deviation over folds (:func:`avpretrain.metrics.av_quality.fold_summary`, ``ddof=0``) are
 written as ``fold_summary.json`` and ``fold_summary.md``, updated after every fold::
 
     avpretrain av-quality-kfold split yt_ntu_avq.jsonl --out manifests/
@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from avpretrain.metrics.quality import METRIC_NAMES, fold_summary
+from avpretrain.metrics.av_quality import METRIC_NAMES, fold_summary
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 r"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
 
 Each clip is a clip of the synthetic world (:func:`avpretrain.data.synthetic.clip.render_clip`,
-same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.quality.degrade.Severity` drawn
+same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.av_quality.degrade.Severity` drawn
 from its own random stream, so a clip depends only on ``(cfg, split, index, active_prob)``.
 Each degradation is active with probability ``active_prob``, at a severity uniform in [0, 1]
 (and the exposure direction is a coin flip). The JSON stores the ground truth::
@@ -18,7 +18,7 @@ Written as ``out/train/quality-000000.tar ...`` and ``out/val/...``, each with `
 16 frames over 3 s store 5.3 frames per second, so the ``dense`` frame sampling of the quality
 recipe (8 consecutive frames) sees a stutter's held frames. With ``--folds K`` the ``--clips``
 clips (of the train split's random streams) are dealt to ``out/fold0 .. fold{K-1}`` instead,
-for :mod:`avpretrain.quality.kfold`; each clip's ``annotations.fold`` records its fold.
+for :mod:`avpretrain.av_quality.kfold`; each clip's ``annotations.fold`` records its fold.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 
 from avpretrain.arguments import field_values
+from avpretrain.av_quality.degrade import Severity, degrade_audio, degrade_video, mos_model
+from avpretrain.av_quality.folds import assign_folds
 from avpretrain.data.schema import encode_sample
 from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synthetic.clip import SPLITS, clip_meta, render_clip
 from avpretrain.data.synthetic.config import SynthConfig
 from avpretrain.data.synthetic.world import parse_synth_args, synth_parser
-from avpretrain.quality.degrade import Severity, degrade_audio, degrade_video, mos_model
-from avpretrain.quality.folds import assign_folds
 
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "quality"
@@ -182,7 +182,7 @@ def write_quality_folds(
     """Write ``cfg.clips`` quality clips (the train split's streams) dealt to ``folds`` folds.
 
     Each clip is its own group (no two clips share a source), dealt by
-    :func:`~avpretrain.quality.folds.assign_folds` with the world seed.
+    :func:`~avpretrain.av_quality.folds.assign_folds` with the world seed.
 
     Args:
         out_dir: output folder; gets ``fold0/ .. fold{folds-1}/``, each with shards and an
@@ -222,7 +222,7 @@ def write_quality_folds(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m avpretrain.quality.synth_world``: write a quality world, print a summary."""
+    """``python -m avpretrain.av_quality.synth_world``: write a quality world, print a summary."""
     description = "Write the synthetic quality world as shards."
     p = synth_parser("avpretrain synth-quality", description, QUALITY_SKIP)
     p.add_argument("--active-prob", type=float, default=ACTIVE_PROB, help="P(degradation on)")

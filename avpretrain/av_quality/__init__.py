@@ -1,0 +1,13 @@
+"""Quality assessment (task ``av_quality``) tools beside the model.
+
+- :mod:`avpretrain.av_quality.opinion`: raw subjective ratings -> MOS (YT-NTU-AVQ submission
+  screening, SFQA-style z-scores with BT.500 subject rejection, 0-100 rescaling, five levels).
+- :mod:`avpretrain.av_quality.degrade`: degradations of known severity and the MOS model of the
+  synthetic quality world.
+- :mod:`avpretrain.av_quality.synth_world`: the synthetic quality world as shards (train / val, or
+  k folds); ``avpretrain synth-quality``.
+- :mod:`avpretrain.av_quality.kfold`: k-fold cross-validation of a recipe over per-fold shard
+  folders, with the fold summary; ``avpretrain av-quality-kfold``.
+
+The metrics (SRCC, PLCC, KRCC, logistic-fitted PLCC) live in :mod:`avpretrain.metrics.av_quality`.
+"""
