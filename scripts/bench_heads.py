@@ -75,10 +75,12 @@ TASKS = {
 
 
 def load_recipe(recipe: str, world: Path) -> dict:
-    """A task recipe reading ``world``'s train and val shards with one loader worker."""
+    """A task recipe reading ``world``'s train and val shards (and answer vocabulary), one worker."""
     cfg = yaml.safe_load(resolve_recipe(f"tasks/{recipe}").read_text())
     data = cfg["data"]["init_args"]
     data.update(train_urls=str(world / "train"), val_urls=str(world / "val"), num_workers=1)
+    if "answers" in cfg["model"]["init_args"]:  # question answering: the world's vocabulary
+        cfg["model"]["init_args"]["answers"] = str(world / "answers.json")
     return cfg
 
 

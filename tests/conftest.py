@@ -37,7 +37,8 @@ def tiny_world_config() -> SynthConfig:
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Folder with ``train/`` (3 shards of 8) and ``val/`` (1 shard), each with ``index.json``."""
+    """Folder with ``train/`` (3 shards of 8) and ``val/`` (1 shard), each with ``index.json``,
+    and ``answers.json``."""
     from avpretrain.data.synthetic.world import (
         write_world,  # only sessions that use the world pay for it
     )

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.aggregation import SumMetric
 
-from avpretrain.data.synthetic.questions import ANSWER_VOCAB
 from avpretrain.heads.music_avqa import AVQAHead
 from avpretrain.metrics.music_avqa import TYPE_NAMES, AVQAAccuracy
 from avpretrain.tasks.base import TaskModule, collect
@@ -33,14 +32,12 @@ _TYPES = list(TYPE_NAMES)  # type id -> (modality, type); ids past the end are o
 _OTHER = ("Other", "Other")
 
 
-def load_answers(answers: str | list[str] | None) -> list[str]:
-    """The answer vocabulary: the synthetic world's (None), a JSON list file, or a list.
+def load_answers(answers: str | list[str]) -> list[str]:
+    """The answer vocabulary: a JSON list file, or the list itself.
 
     Raises:
         ValueError: the file is not a JSON list of strings, or answers repeat.
     """
-    if answers is None:
-        return list(ANSWER_VOCAB)
     if isinstance(answers, str):
         path = Path(answers)
         try:
@@ -65,11 +62,11 @@ class MusicAVQATask(TaskModule):
 
     Args:
         head: :class:`~avpretrain.heads.music_avqa.AVQAHead`; its widths are bound here.
+        answers: answer vocabulary: the JSON list file written by ``avpretrain
+            convert-music-avqa --answer-vocab`` (MUSIC-AVQA) or by ``avpretrain synth``
+            (``<world>/answers.json``), or the list itself.
         num_segments: T, segments per clip (the official loader keeps 10 of MUSIC-AVQA's 60 s:
             every 6th second). The data's ``num_frames_per_clip`` should equal it.
-        answers: answer vocabulary: None for the synthetic world's
-            (``synth_questions.ANSWER_VOCAB``), or the JSON list file written by
-            ``avpretrain convert-music-avqa --answer-vocab`` (or the list itself).
         train_questions: questions per clip per training step, drawn at random; None uses all
             of them (each clip is encoded once for all its questions).
         match_weight: weight of the audio-visual matching loss (0.5 officially; 0 disables).
@@ -82,8 +79,8 @@ class MusicAVQATask(TaskModule):
     def __init__(
         self,
         head: AVQAHead,
+        answers: str | list[str],
         num_segments: int = 3,
-        answers: str | list[str] | None = None,
         train_questions: int | None = 1,
         match_weight: float = 0.5,
         **kwargs: Any,

@@ -235,6 +235,9 @@ def test_cli_writes_shards_and_index(tmp_path: Path, capsys) -> None:
     assert [s["name"] for s in train_index["shards"]][0] == "synth-000000.tar"
     assert val_index["total"] == 2 and train_index["synth"]["num_classes"] == 3
     assert [c["name"] for c in train_index["classes"]] == ["bell", "flute", "drum"]
+    # the vocabulary the music_avqa recipe reads (answers.json beside train/ and val/)
+    answers = json.loads((tmp_path / "answers.json").read_text())
+    assert answers == list(ANSWER_VOCAB) and len(set(answers)) == len(answers)
     clip = next(iter(load_split(tmp_path / "val").values()))
     assert clip["masks"].shape == (2, 16, 16) and clip["audio"].shape == (16000,)
     assert max(clip["meta"]["labels"]) < 3

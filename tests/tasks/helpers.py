@@ -51,6 +51,8 @@ def task_recipe(recipe: str, world: Path, run_dir: Path, **model: Any) -> dict[s
     )
     init = cfg["model"]["init_args"]
     init["backbone"] = dict(BACKBONE)
+    if "answers" in init:  # question answering: the world's vocabulary file
+        init["answers"] = str(world / "answers.json")
     init.update(model)
     data = cfg["data"]["init_args"]
     data.update(

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -33,6 +34,7 @@ from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synthetic.classes import class_table
 from avpretrain.data.synthetic.clip import CORRUPTIONS, Corruption, corruption_plan, make_sample
 from avpretrain.data.synthetic.config import SynthConfig
+from avpretrain.data.synthetic.questions import ANSWER_VOCAB
 
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser, Namespace
@@ -41,6 +43,7 @@ __all__ = ["SynthConfig", "main", "write_world"]
 
 log = logging.getLogger(__name__)
 SHARD_PREFIX = "synth"
+ANSWERS_FILE = "answers.json"  # the question answers' vocabulary, beside train/ and val/
 # The command's flag names from before its options were generated from SynthConfig's fields.
 FLAG_ALIASES = {
     "classes": "num_classes",
@@ -71,7 +74,8 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
     Args:
         out_dir: output folder; ``train/`` and ``val/`` are created in it, each with shards
             ``synth-000000.tar``, ... and an ``index.json`` that also records the config and the
-            class table.
+            class table, and ``answers.json`` beside them: the answer vocabulary of the world's
+            questions (a JSON list, the ``answers`` file of the music_avqa task).
         cfg: the world.
         workers: processes writing shards in parallel; the output does not depend on it.
 
@@ -109,6 +113,7 @@ def write_world(out_dir: str | Path, cfg: SynthConfig, workers: int = 1) -> dict
             job[3].name: c for job, c in zip(jobs, counts, strict=True) if job[1] == split
         }
         write_index(directory, split_counts, split=split, synth=asdict(cfg), classes=classes)
+    (out / ANSWERS_FILE).write_text(json.dumps(list(ANSWER_VOCAB), indent=1) + "\n")
     return {"out": str(out), "seconds": round(time.perf_counter() - start, 3), **splits}
 
 
