@@ -32,7 +32,7 @@ TemporalPooling = Literal["mean", "mean_diff"]  # the keys of TEMPORAL_POOLING
 TEMPORAL_POOLING = {"mean": 1, "mean_diff": 2}  # name -> output width in units of D
 
 
-def temporal_pool(steps: Tensor, mode: str = "mean") -> Tensor:
+def temporal_pool(steps: Tensor, mode: TemporalPooling = "mean") -> Tensor:
     """Pool per-step features over time.
 
     Args:

@@ -32,17 +32,19 @@ are kept, residually.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.heads.binding import already_bound
 from avpretrain.heads.segmentation import FiLM
 from avpretrain.heads.unet import SOP_CHANNELS, AudioUNet
 from avpretrain.models.pos_embed import sincos_2d
 
-CONDITIONINGS = ("product", "film")
-VISUAL_POOLS = ("mean", "max")
+Conditioning = Literal["product", "film"]
+VisualPool = Literal["mean", "max"]
 
 
 class BottleneckAttention(nn.Module):
@@ -95,18 +97,16 @@ class SeparationHead(nn.Module):
         self,
         channels: Sequence[int] = SOP_CHANNELS,
         feature_channels: int = 32,
-        conditioning: str = "product",
+        conditioning: Conditioning = "product",
         attention_layers: int = 0,
         attention_heads: int = 4,
         visual_norm: bool = True,
-        visual_pool: str = "mean",
+        visual_pool: VisualPool = "mean",
         visual_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
-        if visual_pool not in VISUAL_POOLS:
-            raise ValueError(f"visual_pool must be one of {VISUAL_POOLS}, got {visual_pool!r}")
+        check_choice("conditioning", conditioning, Conditioning)
+        check_choice("visual_pool", visual_pool, VisualPool)
         if visual_pool == "max" and conditioning != "product":
             raise ValueError("visual_pool='max' projects tokens to the product's K channels")
         if attention_layers < 0:

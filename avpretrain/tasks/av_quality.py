@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.av_quality.levels import LEVEL_WIDTH
 from avpretrain.heads.av_quality import (
     NUM_LEVELS,
     TEMPORAL_POOLING,
     MOSLevelHead,
     MOSRegressionHead,
+    TemporalPooling,
     temporal_pool,
 )
 from avpretrain.metrics.av_quality import QualityMetrics
@@ -71,12 +73,11 @@ class AVQualityTask(TaskModule):
         head: nn.Module,
         targets: list[str] | None = None,
         expected_weight: float = 1.0,
-        temporal: str = "mean",
+        temporal: TemporalPooling = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(head=head, **kwargs)
-        if temporal not in TEMPORAL_POOLING:
-            raise ValueError(f"temporal must be one of {tuple(TEMPORAL_POOLING)}, got {temporal!r}")
+        check_choice("temporal", temporal, TemporalPooling)
         self.temporal = temporal
         self.targets = list(targets or ["overall"])
         if len(set(self.targets)) != len(self.targets):

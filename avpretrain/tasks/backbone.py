@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
+from avpretrain.arguments import check_choice, choices
 from avpretrain.models import AVMAE
 from avpretrain.models.encoder_file import load_encoders
 from avpretrain.training.param_groups import decayed_parameters, split_by_decay
 
-MODES = ("linear_probe", "partial", "finetune")
+Mode = Literal["linear_probe", "partial", "finetune"]
+MODES: tuple[str, ...] = choices(Mode)
 
 
 def load_backbone(encoders: str | None, backbone: dict[str, Any] | None, seed: int = 0) -> AVMAE:
@@ -64,14 +66,13 @@ def _layer_params(model: AVMAE) -> list[list[nn.Parameter]]:
     return layers
 
 
-def set_mode(model: AVMAE, mode: str, trainable_blocks: int = 2) -> None:
+def set_mode(model: AVMAE, mode: Mode, trainable_blocks: int = 2) -> None:
     """Freeze the backbone for ``mode``.
 
     ``linear_probe``: everything frozen. ``partial``: only the last ``trainable_blocks`` layers
     (see :func:`encoder_layers`) train. ``finetune``: everything trains.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_choice("mode", mode, Mode)
     layers = _layer_params(model)
     trainable = {"linear_probe": 0, "partial": trainable_blocks, "finetune": len(layers)}[mode]
     for i, params in enumerate(layers):

@@ -11,14 +11,15 @@ the optimiser with layer-wise learning rate decay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
 from torchmetrics import Metric
 
-from avpretrain.tasks.backbone import MODES, layer_decay_groups, load_backbone, set_mode
+from avpretrain.arguments import check_choice
+from avpretrain.tasks.backbone import Mode, layer_decay_groups, load_backbone, set_mode
 from avpretrain.tasks.segments import segment_inputs
 from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import warmup_cosine
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from lightning.pytorch.utilities.parsing import AttributeDict
     from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
-INPUTS = ("audio", "video", "av")
+Inputs = Literal["audio", "video", "av"]
 
 
 def collect(metric: Metric) -> dict[str, Any]:
@@ -69,9 +70,9 @@ class TaskModule(pl.LightningModule):
         head: nn.Module,
         encoders: str | None = None,
         backbone: dict[str, Any] | None = None,
-        mode: str = "linear_probe",
+        mode: Mode = "linear_probe",
         trainable_blocks: int = 2,
-        inputs: str = "av",
+        inputs: Inputs = "av",
         lr: float = 1e-3,
         weight_decay: float = 0.05,
         layer_decay: float = 0.75,
@@ -79,10 +80,8 @@ class TaskModule(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if inputs not in INPUTS:
-            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        check_choice("mode", mode, Mode)
+        check_choice("inputs", inputs, Inputs)
         self.save_hyperparameters(ignore=["head"])
         self.backbone = load_backbone(encoders, backbone, seed)
         set_mode(self.backbone, mode, trainable_blocks)

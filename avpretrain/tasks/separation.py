@@ -16,12 +16,13 @@ one object from its own clip's mixture, the frame showing that object alone.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.metrics.separation import SeparationMetrics
 from avpretrain.tasks.base import TaskModule, collect
 from avpretrain.tasks.separation_stft import (
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIXTURES = ("pairs", "own")
-TARGET_RULES = ("half_mixture", "dominant")
+Mixture = Literal["pairs", "own"]
+TargetRule = Literal["half_mixture", "dominant"]
 
 
 def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
@@ -57,7 +58,7 @@ def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
     return sources, sources.sum(dim=1)
 
 
-def binary_targets(mags: Tensor, mag_mix: Tensor, rule: str = "half_mixture") -> Tensor:
+def binary_targets(mags: Tensor, mag_mix: Tensor, rule: TargetRule = "half_mixture") -> Tensor:
     """Binary masks of where each source dominates.
 
     Args:
@@ -69,13 +70,12 @@ def binary_targets(mags: Tensor, mag_mix: Tensor, rule: str = "half_mixture") ->
     Returns:
         [B, S, F, T] float 0/1.
     """
+    check_choice("target rule", rule, TargetRule)
     if rule == "half_mixture":
         return (mags > 0.5 * mag_mix[:, None]).float()
-    if rule == "dominant":
-        if mags.shape[1] != 2:
-            raise ValueError(f"the dominant rule compares 2 sources, got {mags.shape[1]}")
-        return (mags >= mags.flip(1)).float()
-    raise ValueError(f"target rule must be one of {TARGET_RULES}, got {rule!r}")
+    if mags.shape[1] != 2:
+        raise ValueError(f"the dominant rule compares 2 sources, got {mags.shape[1]}")
+    return (mags >= mags.flip(1)).float()
 
 
 class SeparationTask(TaskModule):
@@ -111,9 +111,9 @@ class SeparationTask(TaskModule):
     def __init__(
         self,
         head: nn.Module,
-        mixture: str = "pairs",
+        mixture: Mixture = "pairs",
         spectrogram: SpectrogramConfig | None = None,
-        target_rule: str = "half_mixture",
+        target_rule: TargetRule = "half_mixture",
         weighted_loss: bool = True,
         mask_threshold: float | None = 0.5,
         max_scored: int | None = None,
@@ -127,10 +127,8 @@ class SeparationTask(TaskModule):
                 "separation conditions on the video embedding and reads the spectrogram with its "
                 f"own U-Net: inputs must be 'video', got {self.hparams.inputs!r}"
             )
-        if mixture not in MIXTURES:
-            raise ValueError(f"mixture must be one of {MIXTURES}, got {mixture!r}")
-        if target_rule not in TARGET_RULES:
-            raise ValueError(f"target_rule must be one of {TARGET_RULES}, got {target_rule!r}")
+        check_choice("mixture", mixture, Mixture)
+        check_choice("target_rule", target_rule, TargetRule)
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
