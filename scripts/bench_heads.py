@@ -94,6 +94,10 @@ def run_task(
         max_time=f"00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
         max_epochs=1000,
         max_steps=max_steps,
+        # the bench scores one validation after training: none during it, so the time cap is
+        # training time (dialog's generation and separation's BSS scoring cost minutes per pass)
+        check_val_every_n_epoch=1001,
+        num_sanity_val_steps=0,
         default_root_dir=str(tmp),
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -133,6 +137,9 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=-1, help="training step cap per run")
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0 .. N-1)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument(
+        "--runs-dir", type=Path, help="keep each run's logs in DIR/<task>/<encoders>-seed<N>"
+    )
     args = p.parse_args()
     index = yaml.safe_load((args.world / "val" / "index.json").read_text())
     num_val, num_classes = index["total"], index["synth"]["num_classes"]
@@ -144,6 +151,10 @@ def main() -> None:
         for seed in range(args.seeds):
             for name, encoders in (("pretrained", args.encoders), ("random", None)):
                 with tempfile.TemporaryDirectory() as tmp:
+                    run_dir = Path(tmp)
+                    if args.runs_dir:  # kept: logs, metrics.csv, dialog's val_answers.json
+                        run_dir = args.runs_dir / task / f"{name}-seed{seed}"
+                        run_dir.mkdir(parents=True, exist_ok=True)
                     scores[name].append(
                         run_task(
                             copy.deepcopy(cfg),
@@ -151,7 +162,7 @@ def main() -> None:
                             args.minutes,
                             args.max_steps,
                             seed,
-                            Path(tmp),
+                            run_dir,
                         )
                     )
         for metric, chance in metrics.items():
