@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from avpretrain.arguments import check_choice, choices
 from avpretrain.curation.text_tower import TextTower
 from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, resample
 from avpretrain.data.loading.video import frame_transform
@@ -24,7 +25,8 @@ from avpretrain.models import AVMAE
 from avpretrain.models.encoder_file import encoder_state, load_encoders
 
 Waveforms = Sequence[np.ndarray] | Sequence[Tensor] | Tensor
-AV_SPACES = ("pooled", "retrieval")
+AvSpace = Literal["pooled", "retrieval"]
+AV_SPACES: tuple[str, ...] = choices(AvSpace)
 
 
 @runtime_checkable
@@ -124,10 +126,9 @@ class AVMAEEmbedder:
         text_tower: TextTower | None = None,
         fbank: FbankConfig | None = None,
         device: str | torch.device = "cpu",
-        av_space: str = "pooled",
+        av_space: AvSpace = "pooled",
     ) -> None:
-        if av_space not in AV_SPACES:
-            raise ValueError(f"av_space must be one of {AV_SPACES}, got {av_space!r}")
+        check_choice("av_space", av_space, AvSpace)
         if av_space == "retrieval" and text_tower is None:
             raise ValueError("av_space 'retrieval' needs a text tower (--text-encoder)")
         self.av_space = av_space
@@ -164,7 +165,7 @@ class AVMAEEmbedder:
         path: str | Path,
         device: str | torch.device = "cpu",
         text_tower: TextTower | None = None,
-        av_space: str = "pooled",
+        av_space: AvSpace = "pooled",
     ) -> AVMAEEmbedder:
         """Load an encoder file written by ``avpretrain export`` (and optionally a tower)."""
         return cls(load_encoders(path), text_tower=text_tower, device=device, av_space=av_space)

@@ -15,14 +15,17 @@ stores the same samples and :func:`transcode` converts between them without loss
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
 
+from avpretrain.arguments import check_choice
+
 FLAC_EXT = "flac"
 PCM_EXT = "pcm16"
-# codec name (ingest/reencode option) -> member extension
+AudioCodec = Literal["flac", "pcm"]  # the ingest / reencode option: the keys of AUDIO_CODECS
+# codec name -> member extension
 AUDIO_CODECS = {"flac": FLAC_EXT, "pcm": PCM_EXT}
 AUDIO_EXTS = tuple(AUDIO_CODECS.values())
 _SCALE = 32768.0
@@ -132,7 +135,9 @@ def decode_audio(sample: dict[str, Any], meta: dict[str, Any]) -> tuple[np.ndarr
     return decode_flac(sample[ext])
 
 
-def encode_audio(audio: np.ndarray, sample_rate: int, codec: str = "flac") -> tuple[str, bytes]:
+def encode_audio(
+    audio: np.ndarray, sample_rate: int, codec: AudioCodec = "flac"
+) -> tuple[str, bytes]:
     """Encode mono audio with ``codec`` (``flac`` or ``pcm``): ``(member extension, bytes)``.
 
     Args:
@@ -140,8 +145,7 @@ def encode_audio(audio: np.ndarray, sample_rate: int, codec: str = "flac") -> tu
         sample_rate: Hz (stored in the FLAC header; a PCM member's rate is the JSON's).
         codec: ``flac`` or ``pcm``.
     """
-    if codec not in AUDIO_CODECS:
-        raise ValueError(f"audio codec must be one of {sorted(AUDIO_CODECS)}, got {codec!r}")
+    check_choice("audio codec", codec, AudioCodec)
     if codec == "pcm":
         return PCM_EXT, encode_pcm16(audio)
     return FLAC_EXT, encode_flac(audio, sample_rate)

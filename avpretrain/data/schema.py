@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avpretrain.data.audio_codec import encode_audio
+from avpretrain.data.audio_codec import AudioCodec, encode_audio
 
 SCORE_KEYS = ("text_audio", "text_visual", "audio_visual", "temporal")
 JSON_EXT = "json"
@@ -104,7 +104,7 @@ def encode_sample(
     meta: dict[str, Any],
     gt: dict[str, np.ndarray] | None = None,
     jpeg_quality: int = 90,
-    audio_codec: str = "flac",
+    audio_codec: AudioCodec = "flac",
 ) -> dict[str, Any]:
     """Turn one decoded clip into a webdataset sample dict (``__key__`` plus encoded members).
 

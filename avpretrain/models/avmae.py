@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, is_dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.models.audio_views import shifted_view
 from avpretrain.models.decoder import MAEDecoder
 from avpretrain.models.losses import denormalize_prediction, info_nce, masked_mse
 from avpretrain.models.masking import (
-    AUDIO_MASK_MODES,
+    AudioMaskMode,
     check_ratio,
     random_masking,
     structured_audio_masking,
 )
-from avpretrain.models.vit import LN_EPS, ViTConfig, ViTEncoder, init_mae_weights, make_blocks
+from avpretrain.models.vit import (
+    LN_EPS,
+    Pool,
+    ViTConfig,
+    ViTEncoder,
+    init_mae_weights,
+    make_blocks,
+)
 
 # which tokens the contrastive pair pools (see AVMAE's ``contrastive_input``)
-CONTRASTIVE_INPUTS = ("masked", "full")
+ContrastiveInput = Literal["masked", "full"]
 
 
 @dataclass
@@ -116,20 +125,20 @@ class AVMAE(nn.Module):
         patch_size: int = 16,
         mask_ratio_audio: float = 0.8,
         mask_ratio_video: float = 0.75,
-        audio_mask_mode: str = "random",
+        audio_mask_mode: AudioMaskMode = "random",
         fusion_layers: int = 0,
         norm_pix_loss: bool = True,
         weight_audio: float = 1.0,
         weight_video: float = 1.0,
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
-        contrastive_input: str = "masked",
+        contrastive_input: ContrastiveInput = "masked",
         audio_view_weight: float = 0.0,
         audio_view_shift: int = 12,
         audio_view_tau: float = 0.1,
         cls_token: bool = True,
-        audio_pool: str = "mean",
-        video_pool: str = "mean",
+        audio_pool: Pool = "mean",
+        video_pool: Pool = "mean",
     ) -> None:
         super().__init__()
         # the constructor arguments, so exported encoders can be rebuilt without the recipe
@@ -138,10 +147,7 @@ class AVMAE(nn.Module):
             for k, v in locals().items()
             if k not in ("self", "__class__")
         }
-        if audio_mask_mode not in AUDIO_MASK_MODES:
-            raise ValueError(
-                f"audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {audio_mask_mode!r}"
-            )
+        check_choice("audio_mask_mode", audio_mask_mode, AudioMaskMode)
         check_ratio(mask_ratio_audio)
         check_ratio(mask_ratio_video)
         audio_cfg = ViTConfig.resolve(audio_encoder if audio_encoder is not None else encoder)
@@ -160,10 +166,7 @@ class AVMAE(nn.Module):
         self.weight_video = weight_video
         self.contrastive_weight = contrastive_weight
         self.contrastive_tau = contrastive_tau
-        if contrastive_input not in CONTRASTIVE_INPUTS:
-            raise ValueError(
-                f"contrastive_input must be one of {CONTRASTIVE_INPUTS}, got {contrastive_input!r}"
-            )
+        check_choice("contrastive_input", contrastive_input, ContrastiveInput)
         self.contrastive_input = contrastive_input
         if audio_view_weight > 0 and not 0 <= audio_view_shift < audio_shape[0]:
             raise ValueError(

@@ -14,11 +14,14 @@ Masks are drawn with an optional ``torch.Generator`` so validation masks are rep
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-AUDIO_MASK_MODES = ("random", "time", "frequency", "time_frequency")
+from avpretrain.arguments import check_choice
+
+AudioMaskMode = Literal["random", "time", "frequency", "time_frequency"]
 
 
 def check_ratio(ratio: float) -> None:
@@ -93,7 +96,7 @@ def structured_audio_masking(
     batch: int,
     grid: tuple[int, int],
     ratio: float,
-    mode: str,
+    mode: AudioMaskMode,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -122,8 +125,7 @@ def structured_audio_masking(
     rows, cols = grid
     if mode == "random":
         return random_masking(batch, rows * cols, ratio, generator, device)
-    if mode not in AUDIO_MASK_MODES:
-        raise ValueError(f"audio mask mode must be one of {AUDIO_MASK_MODES}, got {mode!r}")
+    check_choice("audio mask mode", mode, AudioMaskMode)
     keep = num_kept(rows * cols, ratio)
     device = _device(generator, device)
     axis_ratio = ratio if mode != "time_frequency" else 1.0 - math.sqrt(1.0 - ratio)

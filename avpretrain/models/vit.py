@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.models.patch_embed import PatchEmbed, patchify, unpatchify
 from avpretrain.models.pos_embed import pos_embed_for_grid, sincos_pos_embed
 
 LN_EPS = 1e-6
 # how a clip embedding is pooled from the tokens (see ViTEncoder's ``pool``)
-POOLS = ("mean", "cls", "fc_norm")
+Pool = Literal["mean", "cls", "fc_norm"]
 
 
 @dataclass
@@ -206,16 +207,15 @@ class ViTEncoder(nn.Module):
         tubelet: int = 1,
         cls_token: bool = True,
         drop_path_rate: float = 0.0,
-        pool: str = "mean",
+        pool: Pool = "mean",
     ) -> None:
         super().__init__()
         config = ViTConfig.resolve(config)
         if num_frames % tubelet:
             raise ValueError(f"num_frames {num_frames} is not divisible by tubelet {tubelet}")
-        if pool not in POOLS or (pool == "cls" and not cls_token):
-            raise ValueError(
-                f"pool must be one of {POOLS} ('cls' needs a class token), got {pool!r}"
-            )
+        check_choice("pool", pool, Pool)
+        if pool == "cls" and not cls_token:
+            raise ValueError("pool='cls' needs a class token (cls_token=True)")
         self.pool = pool
         self.config = config
         self.embed_dim = config.embed_dim

@@ -36,18 +36,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
 
+from avpretrain.arguments import check_choice
 from avpretrain.models.checkpoint_io import listing, load_checkpoint, strip_prefixes, unwrap_state
 from avpretrain.models.pos_embed import interpolate_pos_embed
 from avpretrain.models.vit import ViTEncoder
 
 logger = logging.getLogger(__name__)
 
-LAYOUTS = ("image", "time_freq")
+Layout = Literal["image", "time_freq"]
 VIT_KEYS = ("cls_token", "patch_embed.proj.weight", "patch_embed.proj.bias")  # + blocks., norm.
 # Source entries with no counterpart in an encoder: MAE decoders and classifier heads.
 IGNORED_VIT_PREFIXES = ("decoder_", "decoder.", "mask_token")
@@ -137,7 +138,7 @@ def _convert_pos_embed(
     pos: Tensor,
     has_cls: bool,
     source_grid: tuple[int, int] | None,
-    layout: str,
+    layout: Layout,
     encoder: ViTEncoder,
     report: ImportReport,
     source: str,
@@ -182,7 +183,7 @@ def _check_pool(encoder: ViTEncoder, state: Mapping[str, Tensor], source: str) -
 def import_vit(
     encoder: ViTEncoder,
     state: Mapping[str, Tensor],
-    layout: str = "image",
+    layout: Layout = "image",
     source_grid: tuple[int, int] | None = None,
     strict: bool = True,
     source: str = "state dict",
@@ -209,8 +210,7 @@ def import_vit(
     Raises:
         ValueError: bad layout, clip encoder, or (``strict``) entries that do not fit.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    check_choice("layout", layout, Layout)
     _check_2d(encoder)
     state = strip_prefixes(state)
     _check_pool(encoder, state, source)

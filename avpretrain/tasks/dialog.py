@@ -22,13 +22,14 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from avpretrain.arguments import check_choice
 from avpretrain.heads.dialog import DialogHead
 from avpretrain.heads.text import PAD
 from avpretrain.metrics.caption import CaptionMetrics, caption_scores
@@ -36,7 +37,7 @@ from avpretrain.tasks.base import TaskModule, collect
 
 log = logging.getLogger(__name__)
 
-EVAL_TURNS = ("last", "all")
+EvalTurns = Literal["last", "all"]
 _SHOWN = 3  # generated answers logged per evaluation
 
 
@@ -89,7 +90,7 @@ class DialogTask(TaskModule):
         head: DialogHead,
         num_segments: int = 3,
         train_turns: int | None = None,
-        eval_turns: str = "last",
+        eval_turns: EvalTurns = "last",
         history_rounds: int | None = None,
         use_caption: bool = True,
         use_summary: bool = False,
@@ -102,8 +103,7 @@ class DialogTask(TaskModule):
     ) -> None:
         if kwargs.get("inputs", "av") != "av":
             raise ValueError(f"dialog needs inputs='av', got {kwargs['inputs']!r}")
-        if eval_turns not in EVAL_TURNS:
-            raise ValueError(f"eval_turns must be one of {EVAL_TURNS}, got {eval_turns!r}")
+        check_choice("eval_turns", eval_turns, EvalTurns)
         counts: dict[str, int | None] = {"num_segments": num_segments, "beam_size": beam_size}
         counts.update(train_turns=train_turns, history_rounds=history_rounds)
         low = {k: v for k, v in counts.items() if v is not None and v < 1}

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from avpretrain.arguments import choices
+from avpretrain.data.audio_codec import AudioCodec
 from avpretrain.data.ingest.decode import TOLERANCE_S, VideoSkipped, clip_windows, probe
 from avpretrain.data.ingest.manifest import ClipSpec, VideoSource
 from avpretrain.data.shards import shard_name
@@ -60,7 +62,7 @@ class IngestConfig:
     min_seconds: float = 1.0
     prefix: str = "shard"
     jpeg_quality: int = 90
-    audio_codec: str = "flac"
+    audio_codec: AudioCodec = "flac"
     audio_stream: int | None = None
 
     def __post_init__(self) -> None:
@@ -75,7 +77,7 @@ class IngestConfig:
             "0 < min_seconds <= clip_seconds": 0 < self.min_seconds <= self.clip_seconds,
             "prefix has no '/' or '.'": "/" not in self.prefix and "." not in self.prefix,
             "1 <= jpeg_quality <= 100": 1 <= self.jpeg_quality <= 100,
-            "audio_codec in (flac, pcm)": self.audio_codec in ("flac", "pcm"),
+            "audio_codec in (flac, pcm)": self.audio_codec in choices(AudioCodec),
             "audio_stream None or >= 0": self.audio_stream is None or self.audio_stream >= 0,
         }
         failed = [name for name, ok in checks.items() if not ok]

@@ -21,14 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from avpretrain.data.audio_codec import AUDIO_CODECS, AUDIO_EXTS, decode_audio_int16, encode_audio
+from avpretrain.arguments import check_choice, choices
+from avpretrain.data.audio_codec import AUDIO_EXTS, AudioCodec, decode_audio_int16, encode_audio
 from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.shards import INDEX_NAME, read_raw_samples, write_index, write_shard
 
 logger = logging.getLogger("avpretrain.reencode")
 
 
-def reencode_sample(sample: dict[str, Any], codec: str) -> dict[str, Any]:
+def reencode_sample(sample: dict[str, Any], codec: AudioCodec) -> dict[str, Any]:
     """One raw sample with its audio member in ``codec``, every other member as it is.
 
     Raises:
@@ -45,7 +46,7 @@ def reencode_sample(sample: dict[str, Any], codec: str) -> dict[str, Any]:
     }
 
 
-def _samples(path: Path, codec: str) -> Iterator[dict[str, Any]]:
+def _samples(path: Path, codec: AudioCodec) -> Iterator[dict[str, Any]]:
     for sample in read_raw_samples(path):
         try:
             yield reencode_sample(sample, codec)
@@ -53,7 +54,7 @@ def _samples(path: Path, codec: str) -> Iterator[dict[str, Any]]:
             raise ValueError(f"{path}: sample {sample['__key__']!r}: {err}") from err
 
 
-def reencode_shard(path: Path, out: Path, codec: str) -> tuple[str, int]:
+def reencode_shard(path: Path, out: Path, codec: AudioCodec) -> tuple[str, int]:
     """Write ``out / path.name`` with the audio in ``codec``: ``(name, samples)``.
 
     An existing output is kept (resuming) and counted.
@@ -80,15 +81,16 @@ def _source_shards(source: Path) -> tuple[list[Path], dict[str, Any]]:
     return shards, extra
 
 
-def reencode(source: str | Path, out: str | Path, codec: str, workers: int = 1) -> dict[str, Any]:
+def reencode(
+    source: str | Path, out: str | Path, codec: AudioCodec, workers: int = 1
+) -> dict[str, Any]:
     """Reencode every shard of ``source`` into ``out``; returns the new index.
 
     Raises:
         ValueError: naming the shard and key of the first malformed sample (that shard is not
             written; shards finished before stay, and a rerun resumes).
     """
-    if codec not in AUDIO_CODECS:
-        raise ValueError(f"codec must be one of {sorted(AUDIO_CODECS)}, got {codec!r}")
+    check_choice("codec", codec, AudioCodec)
     shards, extra = _source_shards(Path(source))
     out = Path(out)
     if out.resolve() == shards[0].parent.resolve():
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("source", help="folder of shards (or its index.json)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--codec", choices=sorted(AUDIO_CODECS), required=True, help="audio codec")
+    p.add_argument("--codec", choices=choices(AudioCodec), required=True, help="audio codec")
     p.add_argument("--workers", type=int, default=1, help="processes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -35,6 +35,8 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from avpretrain.arguments import choices
+from avpretrain.data.audio_codec import AudioCodec
 from avpretrain.data.ingest.lock import OutputLock
 from avpretrain.data.ingest.manifest import read_inputs
 from avpretrain.data.ingest.plan import (
@@ -429,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--audio-codec",
-        choices=("flac", "pcm"),
+        choices=choices(AudioCodec),
         default=d.audio_codec,
         help="audio member: flac (smallest) or pcm (raw 16-bit: no decoding in the loader, about "
         "twice the bytes); `avpretrain reencode` converts existing shards",

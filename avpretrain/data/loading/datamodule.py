@@ -26,12 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avpretrain.arguments import check_choice
 from avpretrain.data.loading.audio import FbankConfig, normalize
 from avpretrain.data.loading.augment import check_augment_args, mixup, spec_augment
 from avpretrain.data.loading.device_decode import JPEG_KEY, decode_frames_in_batch
 from avpretrain.data.loading.loader import EpochLoader
 from avpretrain.data.loading.pipeline import SkipCounter, StreamSeed, build_pipeline
-from avpretrain.data.loading.samples import FRAME_SAMPLING, SampleOptions, WaveformFeatures
+from avpretrain.data.loading.samples import FrameSampling, SampleOptions, WaveformFeatures
 from avpretrain.data.loading.urls import Shard, expand_urls, total_samples
 
 logger = logging.getLogger("avpretrain.data")
@@ -116,7 +117,7 @@ class AVDataModule(L.LightningDataModule):
         fbank: FbankConfig | None = None,
         frame_size: int = 224,
         num_frames_per_clip: int = 1,
-        frame_sampling: str = "uniform",
+        frame_sampling: FrameSampling = "uniform",
         audio_on_device: bool = False,
         frames_on_device: bool = False,
         time_roll: bool = False,
@@ -139,10 +140,7 @@ class AVDataModule(L.LightningDataModule):
                 f"need batch_size >= 1, num_workers >= 0, num_frames_per_clip >= 1; got "
                 f"{batch_size}, {num_workers}, {num_frames_per_clip}"
             )
-        if frame_sampling not in FRAME_SAMPLING:
-            raise ValueError(
-                f"frame_sampling must be one of {FRAME_SAMPLING}, got {frame_sampling!r}"
-            )
+        check_choice("frame_sampling", frame_sampling, FrameSampling)
         if mixup_alpha > 0 and num_classes is None:
             raise ValueError("mixup_alpha > 0 mixes labels: set num_classes")
         if (

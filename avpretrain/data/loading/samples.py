@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from avpretrain.arguments import check_choice
 from avpretrain.data.audio_codec import decode_audio_int16
 from avpretrain.data.loading.audio import BatchedFbank, FbankConfig, fbank, normalize
 from avpretrain.data.loading.device_decode import frame_bytes
@@ -31,6 +32,9 @@ from avpretrain.data.loading.video import (
 )
 from avpretrain.data.loading.worker_audio import device_waveform, float_waveform, stack_waveforms
 from avpretrain.data.schema import JSON_EXT
+
+# how several frames of a clip are chosen (see choose_frames)
+FrameSampling = Literal["uniform", "dense"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class SampleOptions:
     fbank: FbankConfig = field(default_factory=FbankConfig)
     frame_size: int = 224
     num_frames_per_clip: int = 1
-    frame_sampling: str = "uniform"
+    frame_sampling: FrameSampling = "uniform"
     audio_on_device: bool = False
     frames_on_device: bool = False
     time_roll: bool = False
@@ -75,15 +79,12 @@ class SampleOptions:
     extra_members: tuple[str, ...] = ()
 
 
-FRAME_SAMPLING = ("uniform", "dense")
-
-
 def choose_frames(
     num_frames: int,
     count: int,
     train: bool,
     generator: torch.Generator | None = None,
-    sampling: str = "uniform",
+    sampling: FrameSampling = "uniform",
 ) -> list[int]:
     """Indices of the stored frames to use.
 
@@ -95,8 +96,7 @@ def choose_frames(
     shake) stay visible; it needs ``count <= num_frames``, since repeating frames would fake a
     stutter.
     """
-    if sampling not in FRAME_SAMPLING:
-        raise ValueError(f"frame sampling must be one of {FRAME_SAMPLING}, got {sampling!r}")
+    check_choice("frame sampling", sampling, FrameSampling)
     if count == 1:
         return [choose_frame_index(num_frames, train, generator)]
     if sampling == "dense":
