@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -342,3 +344,20 @@ def read_shards_raw(out: Path) -> dict[str, dict]:
         for shard in read_index(out)["shards"]
         for raw in wds.WebDataset(shard["url"], shardshuffle=False)
     }
+
+
+def test_the_manifest_reader_imports_without_the_runner_and_pyav():
+    """The converters import ``ingest.manifest``; the package's ``ingest`` is loaded lazily."""
+    check = (
+        "import sys, avpretrain.data.ingest.manifest; "
+        "assert 'av' not in sys.modules and 'avpretrain.data.ingest.runner' not in sys.modules; "
+        "from avpretrain.data.ingest import ingest; "
+        "assert 'av' in sys.modules and ingest.__module__ == 'avpretrain.data.ingest.runner'"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import avpretrain.data.ingest as package
+
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        package.missing  # noqa: B018
