@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ingest": "avpretrain.data.ingest.runner:main",
     "reencode": "avpretrain.data.ingest.reencode:main",
     "synth": "avpretrain.data.synthetic.world:main",
-    "synth-quality": "avpretrain.av_quality.synth_world:main",
+    "synth-quality": "avpretrain.data.synthetic.av_quality_world:main",
     "demo": "avpretrain.demo:main",
     "export": "avpretrain.export:main",
     "convert-yt-ntu-avq": "avpretrain.converters.yt_ntu_avq:main",

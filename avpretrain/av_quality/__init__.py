@@ -4,8 +4,8 @@
   screening, SFQA-style z-scores with BT.500 subject rejection, 0-100 rescaling, five levels).
 - :mod:`avpretrain.av_quality.degrade`: degradations of known severity and the MOS model of the
   synthetic quality world.
-- :mod:`avpretrain.av_quality.synth_world`: the synthetic quality world as shards (train / val, or
-  k folds); ``avpretrain synth-quality``.
+- the synthetic quality world (shards of degraded synthetic clips, ``avpretrain synth-quality``)
+  is :mod:`avpretrain.data.synthetic.av_quality_world`, with the other synthetic generators.
 - :mod:`avpretrain.av_quality.kfold`: k-fold cross-validation of a recipe over per-fold shard
   folders, with the fold summary; ``avpretrain av-quality-kfold``.
 

@@ -15,8 +15,8 @@ from avpretrain.av_quality.kfold import (
     split_manifest,
     summary_markdown,
 )
-from avpretrain.av_quality.synth_world import main as synth_main
-from avpretrain.av_quality.synth_world import write_quality_folds
+from avpretrain.data.synthetic.av_quality_world import main as synth_main
+from avpretrain.data.synthetic.av_quality_world import write_quality_folds
 from avpretrain.metrics.av_quality import METRIC_NAMES
 from tests.conftest import TINY_WORLD
 from tests.tasks.helpers import task_recipe, write

@@ -12,7 +12,7 @@ import webdataset as wds
 
 from avpretrain.av_quality.degrade import Severity, mos_model
 from avpretrain.av_quality.opinion import to_level
-from avpretrain.av_quality.synth_world import (
+from avpretrain.data.synthetic.av_quality_world import (
     draw_severity,
     make_quality_sample,
     write_quality_world,

@@ -3,7 +3,8 @@
 ``config`` (:class:`SynthConfig`) sets the world, ``classes`` the class specs, ``scene`` lays
 objects out, ``render`` draws frames, ``audio`` renders their sounds, ``questions`` writes the
 question-answer pairs, ``clip`` assembles one clip and ``world`` writes the shards
-(``avpretrain synth``).
+(``avpretrain synth``). ``av_quality_world`` writes the quality task's world: those clips degraded
+by known severities, with their MOS (``avpretrain synth-quality``).
 """
 
 from avpretrain.data.synthetic.config import SynthConfig

@@ -222,7 +222,7 @@ def write_quality_folds(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m avpretrain.av_quality.synth_world``: write a quality world, print a summary."""
+    """``python -m avpretrain.data.synthetic.av_quality_world``: write a quality world, print a summary."""
     description = "Write the synthetic quality world as shards."
     p = synth_parser("avpretrain synth-quality", description, QUALITY_SKIP)
     p.add_argument("--active-prob", type=float, default=ACTIVE_PROB, help="P(degradation on)")
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = write_quality_folds(args.out, cfg, args.folds, args.active_prob, args.workers)
     except ValueError as err:
-        print(f"synth_world: error: {err}", file=sys.stderr)
+        print(f"av_quality_world: error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
     return 0
