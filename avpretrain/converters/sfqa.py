@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avpretrain.arguments import check_choice, choices
-from avpretrain.av_quality.folds import assign_folds
+from avpretrain.data.folds import assign_folds
 from avpretrain.converters.common import (
     VideoFinder,
     log_missing,

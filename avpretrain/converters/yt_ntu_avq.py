@@ -40,7 +40,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from avpretrain.av_quality.folds import assign_folds
+from avpretrain.data.folds import assign_folds
 from avpretrain.converters.common import (
     VideoFinder,
     log_missing,

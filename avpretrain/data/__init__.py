@@ -1,7 +1,8 @@
 """Data: the shard format at the top, and three layers that read or write it.
 
 - ``schema``, ``shards``, ``audio_codec``: the webdataset sample format every layer shares
-  (members, JSON fields, the audio codec, shard indexes).
+  (members, JSON fields, the audio codec, shard indexes); ``folds``: the grouped k-fold
+  assignment the quality world and the converters share.
 - :mod:`avpretrain.data.ingest`: the user's video files -> shards (probe, decode, write, verify).
 - :mod:`avpretrain.data.synthetic`: the synthetic world, written in the same format.
 - :mod:`avpretrain.data.loading`: shards -> training batches (webdataset pipeline, features,

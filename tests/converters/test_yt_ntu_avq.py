@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avpretrain.av_quality.folds import assign_folds
+from avpretrain.data.folds import assign_folds
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.yt_ntu_avq import convert
 from avpretrain.data.ingest.manifest import read_inputs

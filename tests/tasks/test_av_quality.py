@@ -10,7 +10,7 @@ import pytest
 import torch
 import webdataset as wds
 
-from avpretrain.av_quality.degrade import Severity, mos_model
+from avpretrain.data.synthetic.degrade import Severity, mos_model
 from avpretrain.av_quality.opinion import to_level
 from avpretrain.data.synthetic.av_quality_world import (
     draw_severity,

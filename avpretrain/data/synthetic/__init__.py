@@ -4,7 +4,7 @@
 objects out, ``render`` draws frames, ``audio`` renders their sounds, ``questions`` writes the
 question-answer pairs, ``clip`` assembles one clip and ``world`` writes the shards
 (``avpretrain synth``). ``av_quality_world`` writes the quality task's world: those clips degraded
-by known severities, with their MOS (``avpretrain synth-quality``).
+by known severities (``degrade``), with their MOS (``avpretrain synth-quality``).
 """
 
 from avpretrain.data.synthetic.config import SynthConfig

@@ -1,7 +1,7 @@
 r"""The synthetic quality world: clean synthetic clips degraded by known severities, with MOS.
 
 Each clip is a clip of the synthetic world (:func:`avpretrain.data.synthetic.clip.render_clip`,
-same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.av_quality.degrade.Severity` drawn
+same ``(cfg, split, index)``), degraded by a :class:`~avpretrain.data.synthetic.degrade.Severity` drawn
 from its own random stream, so a clip depends only on ``(cfg, split, index, active_prob)``.
 Each degradation is active with probability ``active_prob``, at a severity uniform in [0, 1]
 (and the exposure direction is a coin flip). The JSON stores the ground truth::
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from avpretrain.arguments import field_values
-from avpretrain.av_quality.degrade import Severity, degrade_audio, degrade_video, mos_model
-from avpretrain.av_quality.folds import assign_folds
+from avpretrain.data.synthetic.degrade import Severity, degrade_audio, degrade_video, mos_model
+from avpretrain.data.folds import assign_folds
 from avpretrain.data.schema import encode_sample
 from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synthetic.clip import SPLITS, clip_meta, render_clip
@@ -182,7 +182,7 @@ def write_quality_folds(
     """Write ``cfg.clips`` quality clips (the train split's streams) dealt to ``folds`` folds.
 
     Each clip is its own group (no two clips share a source), dealt by
-    :func:`~avpretrain.av_quality.folds.assign_folds` with the world seed.
+    :func:`~avpretrain.data.folds.assign_folds` with the world seed.
 
     Args:
         out_dir: output folder; gets ``fold0/ .. fold{folds-1}/``, each with shards and an

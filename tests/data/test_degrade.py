@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from avpretrain.av_quality.degrade import (
+from avpretrain.data.synthetic.degrade import (
     AV_FUSION,
     Severity,
     audio_noise,
