@@ -98,6 +98,8 @@ class AVMAEPretrain(pl.LightningModule):
             values[f"{prefix}/loss_contrastive"] = out.loss_contrastive
         if self.model.audio_view_weight > 0:
             values[f"{prefix}/loss_audio_view"] = out.loss_audio_view
+        if self.model.video_view_weight > 0:
+            values[f"{prefix}/loss_video_view"] = out.loss_video_view
         self.log_dict(
             values,
             on_step=on_step,

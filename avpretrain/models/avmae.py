@@ -23,6 +23,7 @@ from avpretrain.models.masking import (
     random_masking,
     structured_audio_masking,
 )
+from avpretrain.models.video_views import augmented_view
 from avpretrain.models.vit import (
     LN_EPS,
     Pool,
@@ -42,11 +43,13 @@ class AVMAEOutput:
 
     Attributes:
         loss: 0-dim total, ``w_a * loss_audio + w_v * loss_video + w_c * loss_contrastive
-            + w_view * loss_audio_view``.
+            + w_view * loss_audio_view + w_vview * loss_video_view``.
         loss_audio: 0-dim masked MSE of the audio patches.
         loss_video: 0-dim masked MSE of the video patches.
         loss_contrastive: 0-dim InfoNCE (0 when disabled).
         loss_audio_view: 0-dim InfoNCE between two views of each clip's audio (0 when
+            disabled).
+        loss_video_view: 0-dim InfoNCE between two views of each clip's frames (0 when
             disabled).
         pred_audio: [B, Na, Pa] predicted audio patches (normalised space with norm_pix_loss).
         pred_video: [B, Nv, Pv] predicted video patches.
@@ -59,6 +62,7 @@ class AVMAEOutput:
     loss_video: Tensor
     loss_contrastive: Tensor
     loss_audio_view: Tensor
+    loss_video_view: Tensor
     pred_audio: Tensor
     pred_video: Tensor
     mask_audio: Tensor
@@ -83,7 +87,11 @@ class AVMAE(nn.Module):
         video_size: frame height and width the video encoder is built for.
         num_frames: frames per video clip; 1 takes [B, 3, H, W] frames.
         tubelet: frames per video patch (Conv3d tubelets when > 1, as VideoMAE).
-        patch_size: square patch side, for both modalities.
+        patch_size: square patch side, for both modalities unless ``video_patch_size`` is set.
+        video_patch_size: the video encoder's patch side (None: ``patch_size``). Small frames
+            need small patches to resolve shape: on 64-pixel frames 16-pixel patches leave a
+            4 x 4 grid, and even supervised training of the tiny video encoder barely learns
+            which objects are on screen; 8-pixel patches (the tiny recipe) do.
         mask_ratio_audio: fraction of audio patches masked (AudioMAE: 0.8).
         mask_ratio_video: fraction of video patches masked (MAE: 0.75).
         audio_mask_mode: "random", or structured "time", "frequency", "time_frequency".
@@ -104,6 +112,12 @@ class AVMAE(nn.Module):
             timing, which the tiny CPU recipe needs to name sounds within minutes.
         audio_view_shift: largest mel-bin shift of a view.
         audio_view_tau: temperature of that InfoNCE.
+        video_view_weight: weight of the within-video InfoNCE between two random views of each
+            clip's frames (:func:`~avpretrain.models.video_views.augmented_view`: colour
+            permutation and gains, greyscale, a resized crop and a flip); 0 disables. It makes
+            the video embedding ignore colour and position, the synthetic world's nuisance.
+        video_view_scale: smallest crop area of a video view, as a fraction of the frame.
+        video_view_tau: temperature of that InfoNCE.
         cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
             importing its weights needs ``False``.
         audio_pool: how the audio embedding pools the tokens: ``"mean"`` (ours), ``"cls"`` or
@@ -123,6 +137,7 @@ class AVMAE(nn.Module):
         num_frames: int = 1,
         tubelet: int = 1,
         patch_size: int = 16,
+        video_patch_size: int | None = None,
         mask_ratio_audio: float = 0.8,
         mask_ratio_video: float = 0.75,
         audio_mask_mode: AudioMaskMode = "random",
@@ -136,6 +151,9 @@ class AVMAE(nn.Module):
         audio_view_weight: float = 0.0,
         audio_view_shift: int = 12,
         audio_view_tau: float = 0.1,
+        video_view_weight: float = 0.0,
+        video_view_scale: float = 0.5,
+        video_view_tau: float = 0.1,
         cls_token: bool = True,
         audio_pool: Pool = "mean",
         video_pool: Pool = "mean",
@@ -175,11 +193,17 @@ class AVMAE(nn.Module):
         self.audio_view_weight = audio_view_weight
         self.audio_view_shift = audio_view_shift
         self.audio_view_tau = audio_view_tau
+        if video_view_weight > 0 and not 0 < video_view_scale <= 1:
+            raise ValueError(f"video_view_scale must be in (0, 1], got {video_view_scale}")
+        self.video_view_weight = video_view_weight
+        self.video_view_scale = video_view_scale
+        self.video_view_tau = video_view_tau
         # all-gather contrastive negatives across ranks; off only for single-process analysis
         # such as FLOP counting on the meta device, where collectives cannot run
         self.gather_negatives = True
 
         patch = (patch_size, patch_size)
+        video_patch = (video_patch_size or patch_size,) * 2
         self.audio_encoder = ViTEncoder(
             (audio_shape[0], audio_shape[1]),
             patch,
@@ -190,7 +214,7 @@ class AVMAE(nn.Module):
         )
         self.video_encoder = ViTEncoder(
             (video_size, video_size),
-            patch,
+            video_patch,
             3,
             video_cfg,
             num_frames=num_frames,
@@ -304,31 +328,44 @@ class AVMAE(nn.Module):
             loss_c = info_nce(emb_a, emb_v, self.contrastive_tau, gather=self.gather_negatives)
         else:
             loss_c = torch.zeros((), device=loss_a.device)
-        if self.audio_view_weight > 0:
-            loss_view = self._audio_view_loss(audio, generator)
-        else:
-            loss_view = torch.zeros((), device=loss_a.device)
+        zero = torch.zeros((), device=loss_a.device)
+        loss_av = self._view_loss(audio, generator, True) if self.audio_view_weight > 0 else zero
+        loss_vv = self._view_loss(video, generator, False) if self.video_view_weight > 0 else zero
         loss = (
             self.weight_audio * loss_a
             + self.weight_video * loss_v
             + self.contrastive_weight * loss_c
-            + self.audio_view_weight * loss_view
+            + self.audio_view_weight * loss_av
+            + self.video_view_weight * loss_vv
         )
-        return AVMAEOutput(loss, loss_a, loss_v, loss_c, loss_view, pred_a, pred_v, mask_a, mask_v)
+        return AVMAEOutput(
+            loss, loss_a, loss_v, loss_c, loss_av, loss_vv, pred_a, pred_v, mask_a, mask_v
+        )
 
-    def _audio_view_loss(self, audio: Tensor, generator: torch.Generator | None) -> Tensor:
-        """InfoNCE between the pooled, unmasked embeddings of two views of ``audio`` [B, 1, F, T].
+    def _view_loss(self, x: Tensor, generator: torch.Generator | None, audio: bool) -> Tensor:
+        """InfoNCE between the pooled, unmasked embeddings of two random views of each clip.
+
+        Args:
+            x: [B, 1, F, T] spectrograms (``audio``: :func:`shifted_view`) or [B, 3, H, W] /
+                [B, 3, F, H, W] frames (:func:`augmented_view`).
+            generator: random source of the views.
+            audio: which modality ``x`` is.
 
         Each view goes through the fusion layers on its own, as the contrastive pair does.
         """
+        encoder = self.audio_encoder if audio else self.video_encoder
         embeddings = []
         for _ in range(2):
-            view = shifted_view(audio, self.audio_view_shift, generator)
-            tokens, _ = self._fuse(self.audio_encoder.forward_features(view), None)
-            assert tokens is not None  # audio was given
-            embeddings.append(pool_patch_tokens(tokens, self.audio_encoder.num_prefix_tokens))
-        first, second = embeddings
-        return info_nce(first, second, self.audio_view_tau, gather=self.gather_negatives)
+            if audio:
+                view = shifted_view(x, self.audio_view_shift, generator)
+                tokens, _ = self._fuse(encoder.forward_features(view), None)
+            else:
+                view = augmented_view(x, self.video_view_scale, generator)
+                _, tokens = self._fuse(None, encoder.forward_features(view))
+            assert tokens is not None  # the modality was given
+            embeddings.append(pool_patch_tokens(tokens, encoder.num_prefix_tokens))
+        tau = self.audio_view_tau if audio else self.video_view_tau
+        return info_nce(embeddings[0], embeddings[1], tau, gather=self.gather_negatives)
 
     @torch.no_grad()
     def reconstruct(self, audio: Tensor, video: Tensor, out: AVMAEOutput) -> dict[str, Tensor]:

@@ -216,3 +216,53 @@ def test_audio_view_term_is_an_infonce_between_two_views(monkeypatch):
     torch.testing.assert_close(out.loss, base.loss + 0.5 * out.loss_audio_view)
     with pytest.raises(ValueError, match="audio_view_shift"):
         _tiny(audio_view_weight=1.0, audio_view_shift=AUDIO_SHAPE[0])
+
+
+def test_video_view_term_is_an_infonce_between_two_views(monkeypatch):
+    import avpretrain.models.avmae as avmae_module
+    from avpretrain.models.losses import info_nce
+
+    audio, video = _batch(b=4)
+    model = _tiny(video_view_weight=0.25, video_view_scale=0.6, video_view_tau=0.3).eval()
+    plain = _tiny().eval()
+    views = [video.flip(-1), video.flip(1)]  # known views: a mirror and swapped channels
+    calls = []
+
+    def fake_view(x, min_scale, generator=None):
+        assert min_scale == 0.6 and torch.equal(x, video)
+        calls.append(min_scale)
+        return views[len(calls) - 1]
+
+    monkeypatch.setattr(avmae_module, "augmented_view", fake_view)
+    with torch.no_grad():
+        out = model(audio, video, generator=torch.Generator().manual_seed(0))
+        base = plain(audio, video, generator=torch.Generator().manual_seed(0))
+        emb = [model.encode(video=v)["video_embedding"] for v in views]
+    assert len(calls) == 2
+    torch.testing.assert_close(out.loss_video_view, info_nce(emb[0], emb[1], 0.3))
+    assert base.loss_video_view.item() == 0.0 and out.loss_audio_view.item() == 0.0
+    torch.testing.assert_close(out.loss_video, base.loss_video)
+    torch.testing.assert_close(out.loss, base.loss + 0.25 * out.loss_video_view)
+    with pytest.raises(ValueError, match="video_view_scale"):
+        _tiny(video_view_weight=1.0, video_view_scale=0.0)
+
+
+def test_video_patch_size_sets_the_video_grid_only(tmp_path):
+    from avpretrain.models.encoder_file import load_encoders, save_encoders
+
+    model = _tiny(video_patch_size=8).eval()
+    assert model.video_encoder.grid_size == (VIDEO_SIZE // 8, VIDEO_SIZE // 8)
+    assert model.audio_encoder.grid_size == (AUDIO_SHAPE[0] // 16, AUDIO_SHAPE[1] // 16)
+    assert _tiny().video_encoder.grid_size == (VIDEO_SIZE // 16, VIDEO_SIZE // 16)
+    audio, video = _batch()
+    out = model(audio, video, generator=torch.Generator().manual_seed(0))
+    assert out.pred_video.shape == (2, 64, 3 * 8 * 8) and out.mask_video.shape == (2, 64)
+    assert int(out.mask_video.sum(1)[0]) == 48  # 75% of 64 patches
+    # the exported encoders rebuild with the same grid and the same embeddings
+    reloaded = load_encoders(save_encoders(model, tmp_path / "encoders.pt")).eval()
+    assert reloaded.video_encoder.grid_size == (8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reloaded.encode(video=video)["video_embedding"],
+            model.encode(video=video)["video_embedding"],
+        )
