@@ -45,7 +45,7 @@ from avpretrain.av_quality.opinion import (
     sfqa_mos,
 )
 from avpretrain.av_quality.rating_table import read_ratings, read_reference
-from avpretrain.converters.common import read_table
+from avpretrain.data.tables import read_table
 
 # dimension -> (MOS column, STD column) of meta_info_YT-NTU-AVQ.csv
 YT_COLUMNS = {

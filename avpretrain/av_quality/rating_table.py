@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from avpretrain.converters.common import read_table
+from avpretrain.data.tables import read_table
 
 KEY_COLUMNS = ("submission", "subject", "item", "dimension")
 

@@ -23,8 +23,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, read_table, run_converter, write_jsonl
+from avpretrain.converters.common import log_missing, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
+from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avpretrain.converters.common import read_table, run_converter
+from avpretrain.converters.common import run_converter
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_index
+from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import (
-    VideoFinder,
-    log_missing,
-    read_table,
-    run_converter,
-    write_jsonl,
-)
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
 

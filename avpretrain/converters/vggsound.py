@@ -24,14 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import (
-    check_complete,
-    log_missing,
-    read_table,
-    run_converter,
-    write_jsonl,
-)
+from avpretrain.converters.common import log_missing, run_converter, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
+from avpretrain.data.tables import check_complete, read_table
 
 log = logging.getLogger(__name__)
 

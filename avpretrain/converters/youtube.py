@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from avpretrain.converters.common import VideoFinder, check_complete
+from avpretrain.converters.common import VideoFinder
+from avpretrain.data.tables import check_complete
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def csv_rows(path: str | Path, comments: bool = False) -> Iterator[tuple[str, li
     """(``file:line``, fields) of a header-less CSV, fields stripped; blank lines skipped.
 
     Callers check each row's field count; a file that ends inside its last row is refused
-    after that row (:func:`~avpretrain.converters.common.check_complete`).
+    after that row (:func:`~avpretrain.data.tables.check_complete`).
 
     Args:
         path: the CSV.

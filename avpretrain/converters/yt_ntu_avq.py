@@ -40,14 +40,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
 from avpretrain.data.folds import assign_folds
-from avpretrain.converters.common import (
-    VideoFinder,
-    log_missing,
-    read_table,
-    run_converter,
-    write_jsonl,
-)
+from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
 

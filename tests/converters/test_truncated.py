@@ -25,7 +25,7 @@ from avpretrain.converters import (
     vggss,
     yt_ntu_avq,
 )
-from avpretrain.converters.common import read_table
+from avpretrain.data.tables import read_table
 
 AUDIOSET_CLASSES = 'index,mid,display_name\n0,/m/09x0r,Speech\n1,/m/05zppz,"Male speech, man"\n'
 MUSIC_AVQA = [

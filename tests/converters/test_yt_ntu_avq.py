@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from avpretrain.data.folds import assign_folds
 from avpretrain.cli import main as cli_main
 from avpretrain.converters.yt_ntu_avq import convert
+from avpretrain.data.folds import assign_folds
 from avpretrain.data.ingest.manifest import read_inputs
 
 HEADER = (

@@ -10,13 +10,13 @@ import pytest
 import torch
 import webdataset as wds
 
-from avpretrain.data.synthetic.degrade import Severity, mos_model
 from avpretrain.av_quality.opinion import to_level
 from avpretrain.data.synthetic.av_quality_world import (
     draw_severity,
     make_quality_sample,
     write_quality_world,
 )
+from avpretrain.data.synthetic.degrade import Severity, mos_model
 from avpretrain.heads.av_quality import (
     MOSLevelHead,
     MOSRegressionHead,

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from avpretrain.arguments import field_values
-from avpretrain.data.synthetic.degrade import Severity, degrade_audio, degrade_video, mos_model
 from avpretrain.data.folds import assign_folds
 from avpretrain.data.schema import encode_sample
 from avpretrain.data.shards import shard_name, write_index, write_shard
 from avpretrain.data.synthetic.clip import SPLITS, clip_meta, render_clip
 from avpretrain.data.synthetic.config import SynthConfig
+from avpretrain.data.synthetic.degrade import Severity, degrade_audio, degrade_video, mos_model
 from avpretrain.data.synthetic.world import parse_synth_args, synth_parser
 
 log = logging.getLogger(__name__)
