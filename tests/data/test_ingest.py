@@ -18,6 +18,7 @@ from PIL import Image
 
 from avpretrain.cli import main as cli_main
 from avpretrain.data.audio_codec import decode_flac
+from avpretrain.data.ingest.plan import IngestConfig
 from avpretrain.data.ingest.runner import main
 from avpretrain.data.schema import SCORE_KEYS, frame_exts
 from avpretrain.data.shards import read_index
@@ -279,6 +280,14 @@ def test_malformed_manifest_is_refused_with_its_line(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("path,start,end\na.mp4,3,1\n")
     assert main([str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), *TINY]) == 2
     assert "m.csv:2" in capsys.readouterr().err
+
+
+def test_settings_outside_their_choices_are_refused_together():
+    with pytest.raises(ValueError) as err:
+        IngestConfig(no_audio="drop", short="trim", audio_codec="mp3")  # type: ignore[arg-type]
+    assert str(err.value).endswith(
+        "need no_audio in (skip, silence), short in (pad, skip), audio_codec in (flac, pcm)"
+    )
 
 
 def test_two_workers_write_the_same_samples_as_one(videos, tmp_path):

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from avpretrain.arguments import choices
 from avpretrain.data.audio_codec import AudioCodec
@@ -29,6 +29,8 @@ PLAN_NAME = "ingest-plan.json"
 # 2: audio and frames placed by timestamp, rotation, audio stream choice (shards of a version 1
 # plan were decoded otherwise, so such a plan is not resumed).
 PLAN_VERSION = 2
+NoAudio = Literal["skip", "silence"]  # videos without an audio stream: skip, or silent audio
+ShortClips = Literal["pad", "skip"]  # clips shorter than asked: pad them, or skip them
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,8 @@ class IngestConfig:
     short_side: int = 256
     sample_rate: int = 16000
     shard_size: int = 256
-    no_audio: str = "skip"
-    short: str = "pad"
+    no_audio: NoAudio = "skip"
+    short: ShortClips = "pad"
     min_seconds: float = 1.0
     prefix: str = "shard"
     jpeg_quality: int = 90
@@ -72,17 +74,22 @@ class IngestConfig:
             "short_side >= 1": self.short_side >= 1,
             "sample_rate >= 1000": self.sample_rate >= 1000,
             "shard_size >= 1": self.shard_size >= 1,
-            "no_audio in (skip, silence)": self.no_audio in ("skip", "silence"),
-            "short in (pad, skip)": self.short in ("pad", "skip"),
+            _one_of("no_audio", NoAudio): self.no_audio in choices(NoAudio),
+            _one_of("short", ShortClips): self.short in choices(ShortClips),
             "0 < min_seconds <= clip_seconds": 0 < self.min_seconds <= self.clip_seconds,
             "prefix has no '/' or '.'": "/" not in self.prefix and "." not in self.prefix,
             "1 <= jpeg_quality <= 100": 1 <= self.jpeg_quality <= 100,
-            "audio_codec in (flac, pcm)": self.audio_codec in choices(AudioCodec),
+            _one_of("audio_codec", AudioCodec): self.audio_codec in choices(AudioCodec),
             "audio_stream None or >= 0": self.audio_stream is None or self.audio_stream >= 0,
         }
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
             raise ValueError(f"invalid ingest settings ({self}): need {', '.join(failed)}")
+
+
+def _one_of(name: str, literal: Any) -> str:
+    """The check's name in the error: ``no_audio in (skip, silence)``."""
+    return f"{name} in ({', '.join(choices(literal))})"
 
 
 def probe_task(path: str, audio_stream: int | None = None) -> dict[str, Any]:

@@ -42,6 +42,8 @@ from avpretrain.data.ingest.manifest import read_inputs
 from avpretrain.data.ingest.plan import (
     PLAN_NAME,
     IngestConfig,
+    NoAudio,
+    ShortClips,
     build_plan,
     changed_inputs,
     load_plan,
@@ -408,13 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-audio",
-        choices=("skip", "silence"),
+        choices=choices(NoAudio),
         default=d.no_audio,
         help="videos without audio: skip them, or keep them with silence",
     )
     p.add_argument(
         "--short",
-        choices=("pad", "skip"),
+        choices=choices(ShortClips),
         default=d.short,
         help="clips shorter than asked: pad (last frame, zero audio) or skip",
     )
