@@ -9,6 +9,11 @@ The memory the decoder attends to is the clip's audio-visual tokens and the enco
   question-answer rounds) and the question, each through the shared
   :class:`~avpretrain.heads.text.TextEncoder` (the project's UTF-8 byte tokenizer) as token
   states, projected to ``dim``, plus a learned role embedding; padding is masked out.
+- **The question's summary**, the mean of its token states, comes first in the memory and is
+  also added to every input position of the decoder: the first bytes of an answer ("yes",
+  "it is at", "i can see") are decided by the kind of question, and a decoder that must find
+  the question among hundreds of memory tokens by cross-attention alone learned, in minutes on a
+  CPU, to answer every question of a dialog round alike.
 
 The decoder is a pre-norm ``nn.TransformerDecoder`` over byte ids (the same tokenizer, so the
 answer is UTF-8 bytes: no vocabulary file), causally masked: teacher forcing in training
@@ -66,6 +71,7 @@ class DialogHead(nn.Module):
         self.answer_tokenizer = ByteTokenizer(max_answer_length + 2)  # + bos, eos
         self.text_encoder = text_encoder or TextEncoder(width=dim, depth=2, max_length=128)
         self.text_proj = nn.Linear(self.text_encoder.width, dim)
+        self.question_proj = nn.Linear(dim, dim)
         self.role_embed = nn.Parameter(torch.zeros(len(ROLES), dim))
         self.modality_embed = nn.Parameter(torch.zeros(2, dim))  # audio, video
         self.token_embed = nn.Embedding(VOCAB_SIZE, dim, padding_idx=PAD)
@@ -155,23 +161,30 @@ class DialogHead(nn.Module):
                 ``question``); a missing role is left out.
 
         Returns:
-            ``memory`` [Q, M, dim] and ``mask`` [Q, M] bool, True on real tokens.
+            ``memory`` [Q, M, dim] and ``mask`` [Q, M] bool, True on real tokens. Token 0 is
+            the question's summary (the mean of its token states; zeros without a question),
+            which :meth:`forward` also adds to the decoder's inputs; then the audio-visual
+            tokens, then each text's tokens.
         """
         av = self.av_tokens(audio, video)[clip_index]
-        parts = [av]
-        masks = [torch.ones(av.shape[:2], dtype=torch.bool, device=av.device)]
+        summary = av.new_zeros(av.shape[0], 1, self.dim)
+        parts = [summary, av]
+        masks = [torch.ones(av.shape[0], 1 + av.shape[1], dtype=torch.bool, device=av.device)]
         for role, name in enumerate(ROLES):
             if name in texts:
                 states, mask = self.text_tokens(texts[name], role)
                 parts.append(states)
                 masks.append(mask)
+                if name == "question":
+                    weight = mask[..., None].to(states.dtype)
+                    parts[0] = (states * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True)
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
     def forward(self, memory: Tensor, memory_mask: Tensor, prefix: Tensor) -> Tensor:
         """Next-token logits after every position of the prefixes (causally masked).
 
         Args:
-            memory: [Q, M, dim].
+            memory: [Q, M, dim] (see :meth:`memory`; token 0 is the question's summary).
             memory_mask: [Q, M] bool, True on real tokens.
             prefix: [Q, L] byte ids starting with ``bos``, L <= ``max_answer_length + 1``.
 
@@ -182,6 +195,7 @@ class DialogHead(nn.Module):
         if length > self.pos_embed.shape[1]:
             raise ValueError(f"prefix of {length} exceeds max_answer_length + 1")
         x = self.token_embed(prefix) + self.pos_embed[:, :length]
+        x = x + self.question_proj(memory[:, :1])  # the question, at every position
         causal = torch.ones(length, length, dtype=torch.bool, device=prefix.device).triu(1)
         x = self.decoder(
             x,

@@ -33,10 +33,16 @@ def _memory(head: DialogHead):
 def test_memory_and_logit_shapes():
     head = _head(max_answer_length=12)
     (memory, mask), texts = _memory(head)
-    # 3 segments x (1 audio + 5 patch tokens), then each text's ids up to its longest
+    # the question's summary, 3 segments x (1 audio + 5 patch tokens), then each text's ids up
+    # to its longest
     text_len = sum(max(len(t.encode()) + 2 for t in texts[r]) for r in texts)
-    assert memory.shape == (3, 3 * 6 + text_len, 16) and mask.shape == memory.shape[:2]
-    assert mask[:, :18].all() and not mask[0, 18:].all()  # text padding is masked
+    assert memory.shape == (3, 1 + 3 * 6 + text_len, 16) and mask.shape == memory.shape[:2]
+    assert mask[:, :19].all() and not mask[0, 19:].all()  # text padding is masked
+    # the summary is the mean of the question's token states (the last text's)
+    question_len = max(len(t.encode()) + 2 for t in texts["question"])
+    states, qmask = memory[:, -question_len:], mask[:, -question_len:]
+    expected = (states * qmask[..., None]).sum(1) / qmask.sum(1, keepdim=True)
+    torch.testing.assert_close(memory[:, 0], expected)
     inputs, labels = head.targets(["yes.", "a bell"])
     assert inputs.shape == labels.shape == (2, 7)  # bos + 6 bytes / 6 bytes + eos
     assert inputs[0, 0] == BOS and labels[0, 4] == EOS and labels[0, 5] == PAD
