@@ -20,14 +20,19 @@ videos are about 30 s), ``caption`` = the AVSD caption, ``annotations`` = ``{"di
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 
 CLIP_SECONDS = 30.0
 UNDISCLOSED = "__UNDISCLOSED__"
@@ -195,42 +200,7 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-avsd``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-avsd",
-        description="AVSD dialog JSON -> JSON Lines manifest for `avpretrain ingest`.",
-    )
-    p.add_argument("dialog_json", help="e.g. train_set4DSTC7-AVSD.json")
-    p.add_argument("--videos", required=True, help="folder of the Charades videos (recursive)")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument(
-        "--references", help="COCO caption reference file of the test set (DSTC7 multiref)"
-    )
-    p.add_argument(
-        "--clip-seconds", type=float, default=CLIP_SECONDS, help="clip length from second 0"
-    )
-    p.add_argument(
-        "--no-check-videos",
-        action="store_true",
-        help="do not look for the videos; write VIDEOS/<image_id>.mp4 for every row",
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-avsd``; 0 on success, 1 if no video found, 2 on bad input."""
-    return run_converter(
-        "convert-avsd",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.dialog_json,
-            a.videos,
-            a.out,
-            a.references,
-            a.clip_seconds,
-            not a.no_check_videos,
-        ),
-        "dialogs",
-    )
+    description = "AVSD dialog JSON -> JSON Lines manifest for `avpretrain ingest`."
+    return run_function("convert-avsd", convert, description, "dialogs", argv, MANIFEST_FLAGS)

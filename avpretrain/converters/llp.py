@@ -23,12 +23,17 @@ truth the official evaluation builds.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -192,44 +197,7 @@ def convert(
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-llp``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-llp",
-        description="LLP annotation CSVs -> JSON Lines manifest for `avpretrain ingest`.",
-    )
-    p.add_argument("weak_csv", help="AVVP_train.csv, AVVP_val_pd.csv or AVVP_test_pd.csv")
-    p.add_argument("--videos", required=True, help="folder of the LLP videos (recursive)")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--audio-csv", help="AVVP_eval_audio.csv (dense audio labels, val / test)")
-    p.add_argument("--visual-csv", help="AVVP_eval_visual.csv (dense visual labels, val / test)")
-    p.add_argument(
-        "--untrimmed",
-        action="store_true",
-        help="videos are full downloads named by YouTube id: cut the window in the filename",
-    )
-    p.add_argument(
-        "--no-check-videos",
-        action="store_true",
-        help="do not look for the videos; write VIDEOS/<YouTube id>.mp4 for every row",
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-llp``; 0 on success, 1 if no video was found, 2 on bad input."""
-    return run_converter(
-        "convert-llp",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.weak_csv,
-            a.videos,
-            a.out,
-            a.audio_csv,
-            a.visual_csv,
-            a.untrimmed,
-            not a.no_check_videos,
-        ),
-        "videos",
-    )
+    description = "LLP annotation CSVs -> JSON Lines manifest for `avpretrain ingest`."
+    return run_function("convert-llp", convert, description, "videos", argv, MANIFEST_FLAGS)

@@ -20,14 +20,19 @@ Output: one JSON line per video (first-seen order), ``id`` = ``video_id``, the c
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 from avpretrain.metrics.music_avqa import parse_type
 
 log = logging.getLogger(__name__)
@@ -167,42 +172,8 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-music-avqa``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-music-avqa",
-        description="MUSIC-AVQA question JSON -> JSON Lines manifest for `avpretrain ingest`.",
-    )
-    p.add_argument("question_json", help="avqa-train.json, avqa-val.json or avqa-test.json")
-    p.add_argument("--videos", required=True, help="folder of the MUSIC-AVQA videos (recursive)")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument(
-        "--clip-seconds", type=float, default=CLIP_SECONDS, help="clip length from second 0"
-    )
-    p.add_argument(
-        "--answer-vocab", help="also write the answer list (first-seen order) here; use on train"
-    )
-    p.add_argument(
-        "--no-check-videos",
-        action="store_true",
-        help="do not look for the videos; write VIDEOS/<video_id>.mp4 for every row",
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-music-avqa``; 0 on success, 1 if no video found, 2 on bad input."""
-    return run_converter(
-        "convert-music-avqa",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.question_json,
-            a.videos,
-            a.out,
-            a.clip_seconds,
-            not a.no_check_videos,
-            a.answer_vocab,
-        ),
-        "videos",
-    )
+    description = "MUSIC-AVQA question JSON -> JSON Lines manifest for `avpretrain ingest`."
+    aliases = {**MANIFEST_FLAGS, "answer-vocab": "answer_vocab_out"}
+    return run_function("convert-music-avqa", convert, description, "videos", argv, aliases)
