@@ -18,12 +18,11 @@ than 10 s at the end of its video), ``labels`` = the class indices in the file's
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import MANIFEST_FLAGS, log_missing, run_function, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 from avpretrain.data.tables import read_table
 
@@ -147,52 +146,11 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-audioset``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-audioset",
-        description="AudioSet segment CSV -> multi-label JSON Lines manifest for "
-        "`avpretrain ingest`.",
-    )
-    p.add_argument("segments_csv", help="balanced_train_segments.csv, eval_segments.csv, ...")
-    p.add_argument("--class-index", required=True, help="class_labels_indices.csv")
-    p.add_argument("--videos", required=True, help="folder of the downloaded videos")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument(
-        "--pattern",
-        default=DEFAULT_PATTERN,
-        help="file of a segment under --videos; fields {ytid} {start} {end} {start_ms} "
-        f"{{end_ms}} (default {DEFAULT_PATTERN!r})",
-    )
-    p.add_argument(
-        "--untrimmed",
-        action="store_true",
-        help="files are whole videos: cut the segment's own seconds (default: files are "
-        "the segments)",
-    )
-    p.add_argument(
-        "--no-check-videos", action="store_true", help="write the pattern's paths unchecked"
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-audioset``.
 
     Returns 0 on success, 1 if no clip was written, 2 on bad input.
     """
-    return run_converter(
-        "convert-audioset",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.segments_csv,
-            a.class_index,
-            a.videos,
-            a.out,
-            a.pattern,
-            a.untrimmed,
-            not a.no_check_videos,
-        ),
-        "clips",
-    )
+    description = "AudioSet segment CSV -> multi-label JSON Lines manifest for `avpretrain ingest`."
+    aliases = {**MANIFEST_FLAGS, "class-index": "class_index_csv"}
+    return run_function("convert-audioset", convert, description, "clips", argv, aliases)

@@ -30,18 +30,18 @@ for other releases. A video whose files are missing is logged and counted, not f
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from avpretrain.converters.common import run_converter
+from avpretrain.arguments import choices
+from avpretrain.converters.common import run_function
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.data.schema import encode_sample, make_meta
 from avpretrain.data.shards import write_index
@@ -49,8 +49,10 @@ from avpretrain.data.tables import read_table
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("s4", "ms3")
-SPLITS = ("train", "val", "test")
+Subset = Literal["s4", "ms3"]
+Split = Literal["train", "val", "test"]
+SUBSETS = choices(Subset)
+SPLITS = choices(Split)
 FRAMES = 5
 FRAME_OFFSET_S = 15 / 16  # preprocess_s4.py: the frame with k % 16 == 15 of each second
 MASK_MEMBER = "m00.png"
@@ -179,8 +181,8 @@ def convert(
     meta_csv: str | Path,
     data_root: str | Path,
     out_dir: str | Path,
-    subset: str,
-    split: str,
+    subset: Subset,
+    split: Split,
     sample_rate: int = 16000,
     size: int | None = None,
     shard_size: int = 256,
@@ -230,44 +232,14 @@ def convert(
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-avsbench``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-avsbench",
-        description="AVSBench S4 / MS3 frames, masks and wavs -> segmentation shards "
-        "(one clip per annotated frame, mask member m00.png).",
-    )
-    p.add_argument("meta_csv", help="s4_meta_data.csv or ms3_meta_data.csv")
-    p.add_argument("--data", required=True, help="s4_data or ms3_data folder")
-    p.add_argument(
-        "--out", required=True, help="shard folder to create (e.g. data/avsbench_s4/test)"
-    )
-    p.add_argument("--subset", required=True, choices=SUBSETS)
-    p.add_argument("--split", required=True, choices=SPLITS)
-    p.add_argument("--sample-rate", type=int, default=16000, help="rate of the stored audio")
-    p.add_argument("--size", type=int, help="resize frames and masks to SIZE x SIZE")
-    p.add_argument("--shard-size", type=int, default=256, help="clips per shard")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-avsbench``.
 
     Returns 0 on success, 1 if no clip was written, 2 on bad input.
     """
-    return run_converter(
-        "convert-avsbench",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.meta_csv,
-            a.data,
-            a.out,
-            a.subset,
-            a.split,
-            a.sample_rate,
-            a.size,
-            a.shard_size,
-        ),
-        "clips",
+    description = (
+        "AVSBench S4 / MS3 frames, masks and wavs -> segmentation shards (one clip per "
+        "annotated frame, mask member m00.png)."
     )
+    aliases = {"data": "data_root", "out": "out_dir"}
+    return run_function("convert-avsbench", convert, description, "clips", argv, aliases)

@@ -5,7 +5,6 @@ The annotation tables are read by :func:`avpretrain.data.tables.read_table`.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import logging
@@ -87,36 +86,6 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path) -> int:
     return count
 
 
-def run_converter(
-    name: str,
-    parser: argparse.ArgumentParser | ArgumentParser,
-    argv: list[str] | None,
-    convert: Callable[[Any], dict[str, Any]],
-    count_key: str,
-) -> int:
-    """The ``main`` of a converter subcommand: parse, convert, print the summary as JSON.
-
-    Args:
-        name: subcommand name, for error messages (``convert-llp``).
-        parser: the converter's argument parser.
-        argv: command-line arguments (None: ``sys.argv``).
-        convert: runs the conversion from the parsed arguments and returns its summary.
-        count_key: the summary entry counting what was written.
-
-    Returns:
-        0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
-    """
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = convert(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"avpretrain {name}: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0 if summary[count_key] else 1
-
-
 def function_parser(
     convert: Callable[..., dict[str, Any]],
     prog: str,
@@ -167,10 +136,12 @@ def run_function(
     argv: list[str] | None,
     aliases: Mapping[str, str] | None = None,
 ) -> int:
-    """The ``main`` of a converter whose command line is ``convert``'s signature.
+    """The ``main`` of a converter subcommand: parse, convert, print the summary as JSON.
+
+    The command line is ``convert``'s signature (:func:`function_parser`).
 
     Args:
-        name: subcommand name (``convert-llp``).
+        name: subcommand name, for the usage line and error messages (``convert-llp``).
         convert: the conversion function; its keyword arguments are the parsed options.
         description: what the command does.
         count_key: the summary entry counting what was written.
@@ -178,12 +149,18 @@ def run_function(
         aliases: older flag name (no ``--``) -> parameter name.
 
     Returns:
-        as :func:`run_converter`.
+        0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
     """
     parser = function_parser(convert, f"avpretrain {name}", description, aliases)
     params = list(inspect.signature(convert).parameters)
     argv = sys.argv[1:] if argv is None else argv
     argv = canonical_flags(argv, [*params, *(f"no_{p}" for p in params)], aliases)
-    return run_converter(
-        name, parser, argv, lambda args: convert(**{p: args[p] for p in params}), count_key
-    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = convert(**{p: args[p] for p in params})
+    except (ValueError, FileNotFoundError) as err:
+        print(f"avpretrain {name}: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0 if summary[count_key] else 1

@@ -31,14 +31,19 @@ videos are left out, so a partial download gets the same folds as the full one.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
 
-from avpretrain.arguments import check_choice, choices
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.arguments import check_choice
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 from avpretrain.data.folds import assign_folds
 from avpretrain.data.tables import read_table
 
@@ -188,47 +193,12 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-sfqa``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-sfqa",
-        description="SFQA metadata CSV (video, source_image, source_audio, visual_mos, "
-        "consistency_mos[, method]) -> JSON Lines manifest for `avpretrain ingest` (task "
-        "av_quality: the two MOS, source ids, and k folds grouped by source content).",
-    )
-    p.add_argument("meta_csv", help="CSV in the documented SFQA layout")
-    p.add_argument("--videos", required=True, help="folder of the SFQA videos")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
-    p.add_argument(
-        "--group-by",
-        choices=choices(GroupBy),
-        default="both",
-        help="sources no fold may share: both (portrait and music, default), image or audio",
-    )
-    p.add_argument(
-        "--no-check-videos",
-        action="store_true",
-        help="do not look for the videos; write VIDEOS/<video stem>.mp4 for every row",
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-sfqa``; 0 on success, 1 if no video was found, 2 on bad input."""
-    return run_converter(
-        "convert-sfqa",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.meta_csv,
-            a.videos,
-            a.out,
-            a.folds,
-            a.seed,
-            a.group_by,
-            not a.no_check_videos,
-        ),
-        "videos",
+    description = (
+        "SFQA metadata CSV (video, source_image, source_audio, visual_mos, "
+        "consistency_mos[, method]) -> JSON Lines manifest for `avpretrain ingest` "
+        "(task av_quality: the two MOS, source ids, and k folds grouped by source "
+        "content)."
     )
+    return run_function("convert-sfqa", convert, description, "videos", argv, MANIFEST_FLAGS)

@@ -18,20 +18,21 @@ the label text, ``labels`` = ``[class index]``; with a captions file also ``capt
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from avpretrain.converters.common import log_missing, run_converter, write_jsonl
+from avpretrain.arguments import choices
+from avpretrain.converters.common import MANIFEST_FLAGS, log_missing, run_function, write_jsonl
 from avpretrain.converters.youtube import ClipFiles, csv_rows, seconds
 from avpretrain.data.tables import check_complete, read_table
 
 log = logging.getLogger(__name__)
 
 CLIP_SECONDS = 10.0
-SPLITS = ("train", "test")
+Split = Literal["train", "test"]
+SPLITS = choices(Split)
 DEFAULT_PATTERN = "{ytid}_{start:06d}.mp4"
 
 
@@ -114,7 +115,7 @@ def convert(
     vggsound_csv: str | Path,
     video_dir: str | Path,
     out_jsonl: str | Path,
-    split: str | None = None,
+    split: Split | None = None,
     pattern: str = DEFAULT_PATTERN,
     class_list: str | Path | None = None,
     captions: str | Path | None = None,
@@ -191,58 +192,11 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-vggsound``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-vggsound",
-        description="VGGSound vggsound.csv -> JSON Lines manifest for `avpretrain ingest`.",
-    )
-    p.add_argument("vggsound_csv", help="the official vggsound.csv (no header)")
-    p.add_argument("--videos", required=True, help="folder of the downloaded clips")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--split", choices=SPLITS, help="keep one split (default: both)")
-    p.add_argument(
-        "--pattern",
-        default=DEFAULT_PATTERN,
-        help="file of a clip under --videos; fields {ytid} {start} {end} {start_ms} {end_ms} "
-        f"(default {DEFAULT_PATTERN!r})",
-    )
-    p.add_argument(
-        "--classes",
-        help="class-list file (one name per line): keep only these classes, numbered in the "
-        "file's order (VGGSound-Music / -Instruments)",
-    )
-    p.add_argument("--captions", help="CSV with columns id, caption (retrieval)")
-    p.add_argument(
-        "--untrimmed",
-        action="store_true",
-        help="files are whole videos: cut the clip's own 10 s (default: files are the clips)",
-    )
-    p.add_argument(
-        "--no-check-videos", action="store_true", help="write the pattern's paths unchecked"
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-vggsound``.
 
     Returns 0 on success, 1 if no clip was written, 2 on bad input.
     """
-    return run_converter(
-        "convert-vggsound",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.vggsound_csv,
-            a.videos,
-            a.out,
-            a.split,
-            a.pattern,
-            a.classes,
-            a.captions,
-            a.untrimmed,
-            not a.no_check_videos,
-        ),
-        "clips",
-    )
+    description = "VGGSound vggsound.csv -> JSON Lines manifest for `avpretrain ingest`."
+    aliases = {**MANIFEST_FLAGS, "classes": "class_list"}
+    return run_function("convert-vggsound", convert, description, "clips", argv, aliases)

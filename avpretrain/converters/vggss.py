@@ -27,7 +27,6 @@ with ``--frames 1``: the loader scores the stored frame, taken at the clip's cen
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -35,7 +34,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 from avpretrain.converters.youtube import ClipFiles, csv_rows
 
 log = logging.getLogger(__name__)
@@ -224,53 +229,10 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-vggss``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-vggss",
-        description="VGG-SS vggss.json or Flickr-SoundNet Annotations/*.xml -> JSON Lines "
-        "manifest (boxes in `annotations`) for `avpretrain ingest --frames 1`.",
-    )
-    p.add_argument("annotations", help="vggss.json, or the Flickr-SoundNet Annotations folder")
-    p.add_argument("--videos", required=True, help="folder of the videos")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--ids", help="keep only the ids in this CSV's first column (a test list)")
-    p.add_argument(
-        "--pattern",
-        default=DEFAULT_PATTERN,
-        help=f"VGG-SS: file of a clip under --videos (default {DEFAULT_PATTERN!r})",
-    )
-    p.add_argument(
-        "--untrimmed", action="store_true", help="VGG-SS: files are whole videos (cut 10 s)"
-    )
-    p.add_argument(
-        "--seconds",
-        type=float,
-        default=CLIP_SECONDS,
-        help="Flickr: seconds asked of each video, from its start",
-    )
-    p.add_argument("--no-check-videos", action="store_true", help="write paths unchecked")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run ``avpretrain convert-vggss``.
-
-    Returns 0 on success, 1 if no clip was written, 2 on bad input.
-    """
-    return run_converter(
-        "convert-vggss",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.annotations,
-            a.videos,
-            a.out,
-            a.ids,
-            a.pattern,
-            a.untrimmed,
-            a.seconds,
-            not a.no_check_videos,
-        ),
-        "clips",
+    """Run ``avpretrain convert-vggss``; 0 on success, 1 if no clip was written, 2 on bad input."""
+    description = (
+        "VGG-SS vggss.json or Flickr-SoundNet Annotations/*.xml -> JSON Lines manifest "
+        "(boxes in `annotations`) for `avpretrain ingest --frames 1`."
     )
+    return run_function("convert-vggss", convert, description, "clips", argv, MANIFEST_FLAGS)

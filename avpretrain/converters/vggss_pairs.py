@@ -20,7 +20,6 @@ Flickr's ``Annotations/*.xml``). Pairs whose image or audio is missing are logge
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avpretrain.converters.common import run_converter
+from avpretrain.converters.common import run_function
 from avpretrain.converters.shard_writer import read_audio, safe_key, write_shards
 from avpretrain.converters.vggss import read_flickr_xml, read_ids, read_vggss
 from avpretrain.data.schema import encode_sample, make_meta
@@ -161,44 +160,14 @@ def convert(
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-vggss-pairs``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-vggss-pairs",
-        description="VGG-SS / Flickr-SoundNet test image + audio pairs -> localization shards "
-        "(images resized to 224 x 224 as EZ-VSL, boxes in the JSON's annotations).",
-    )
-    p.add_argument("annotations", help="vggss.json, or the Flickr-SoundNet Annotations folder")
-    p.add_argument("--data", required=True, help="folder with frames/<id>.jpg and audio/<id>.wav")
-    p.add_argument("--out", required=True, help="shard folder to create")
-    p.add_argument("--ids", help="test list: keep the ids in this CSV's first column")
-    p.add_argument("--size", type=int, default=FRAME_SIZE, help="image side after resizing")
-    p.add_argument("--sample-rate", type=int, default=16000, help="rate of the stored audio")
-    p.add_argument(
-        "--centre-seconds", type=float, help="keep only the middle of each audio (EZ-VSL: 3)"
-    )
-    p.add_argument("--shard-size", type=int, default=256, help="pairs per shard")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-vggss-pairs``.
 
     Returns 0 on success, 1 if no pair was written, 2 on bad input.
     """
-    return run_converter(
-        "convert-vggss-pairs",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.annotations,
-            a.data,
-            a.out,
-            a.ids,
-            a.size,
-            a.sample_rate,
-            a.centre_seconds,
-            a.shard_size,
-        ),
-        "pairs",
+    description = (
+        "VGG-SS / Flickr-SoundNet test image + audio pairs -> localization shards "
+        "(images resized to 224 x 224 as EZ-VSL, boxes in the JSON's annotations)."
     )
+    aliases = {"data": "data_dir", "out": "out_dir"}
+    return run_function("convert-vggss-pairs", convert, description, "pairs", argv, aliases)

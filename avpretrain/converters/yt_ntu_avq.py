@@ -15,7 +15,7 @@ Hugging Face, ``ntu-avqa/YT-NTU-AVQ``), comma-separated with a header:
 
 Output: one JSON line per sequence, ``id`` = the file stem, ``caption`` = ``video_summary``,
 ``category`` = ``video_class``, ``start`` 0 and ``end`` ``clip_seconds`` (one clip per
-sequence, since the MOS scores the sequence; ``clip_seconds=None`` leaves the cutting to
+sequence, since the MOS scores the sequence; ``clip_seconds`` None or 0 leaves the cutting to
 ingest, every clip then carrying the sequence's scores), and ``annotations``::
 
     {"mos": {"overall", "video", "audio", "av_weight"},
@@ -34,13 +34,18 @@ gets the same folds as the full one.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from avpretrain.converters.common import VideoFinder, log_missing, run_converter, write_jsonl
+from avpretrain.converters.common import (
+    MANIFEST_FLAGS,
+    VideoFinder,
+    log_missing,
+    run_function,
+    write_jsonl,
+)
 from avpretrain.data.folds import assign_folds
 from avpretrain.data.tables import read_table
 
@@ -130,8 +135,8 @@ def convert(
         folds: number of cross-validation folds.
         seed: fold shuffling seed.
         group_column: column whose equal values share a fold; None: one group per sequence.
-        clip_seconds: the one clip cut per sequence, ``[0, clip_seconds]``; None lets ingest
-            cut consecutive clips.
+        clip_seconds: the one clip cut per sequence, ``[0, clip_seconds]``; None (or 0) lets
+            ingest cut consecutive clips.
         check_videos: skip (and log) videos not found; False writes guessed paths unchecked.
 
     Returns:
@@ -165,7 +170,7 @@ def convert(
             missing.append(name)
             continue
         entry: dict[str, Any] = {"path": str(path), "id": stem}
-        if clip_seconds is not None:
+        if clip_seconds:  # None, or 0 from the command line: ingest cuts the clips
             entry.update(start=0.0, end=float(clip_seconds))
         if (row.get("video_summary") or "").strip():
             entry["caption"] = row["video_summary"].strip()
@@ -185,51 +190,13 @@ def convert(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``avpretrain convert-yt-ntu-avq``."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain convert-yt-ntu-avq",
-        description="YT-NTU-AVQ meta_info CSV -> JSON Lines manifest for `avpretrain ingest` "
-        "(task av_quality: MOS, STD and categories as annotations, plus a k-fold split).",
-    )
-    p.add_argument("meta_csv", help="meta_info_YT-NTU-AVQ.csv")
-    p.add_argument("--videos", required=True, help="folder of the YT-NTU-AVQ sequences")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
-    p.add_argument("--group-column", help="CSV column whose equal values share a fold")
-    p.add_argument(
-        "--clip-seconds",
-        type=float,
-        default=CLIP_SECONDS,
-        help="one clip [0, S] per sequence (default 10); 0 lets ingest cut consecutive clips",
-    )
-    p.add_argument(
-        "--no-check-videos",
-        action="store_true",
-        help="do not look for the videos; write VIDEOS/<seq stem>.mp4 for every row",
-    )
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain convert-yt-ntu-avq``.
 
     Returns 0 on success, 1 if no video was found, 2 on bad input.
     """
-    return run_converter(
-        "convert-yt-ntu-avq",
-        build_parser(),
-        argv,
-        lambda a: convert(
-            a.meta_csv,
-            a.videos,
-            a.out,
-            a.folds,
-            a.seed,
-            a.group_column,
-            a.clip_seconds or None,
-            not a.no_check_videos,
-        ),
-        "videos",
+    description = (
+        "YT-NTU-AVQ meta_info CSV -> JSON Lines manifest for `avpretrain ingest` (task "
+        "av_quality: MOS, STD and categories as annotations, plus a k-fold split)."
     )
+    return run_function("convert-yt-ntu-avq", convert, description, "videos", argv, MANIFEST_FLAGS)
