@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 from chance_levels import localization_chance, majority_chance, parsing_chance
 
 from avpretrain.lightning_cli import run_lightning_cli
+from avpretrain.models.encoder_file import load_encoders
 from avpretrain.recipes import resolve_recipe
 
 # overall, per modality, per question type (MUSIC-AVQA's printed names)
@@ -84,6 +86,12 @@ def load_recipe(recipe: str, world: Path) -> dict:
     return cfg
 
 
+def random_backbone(encoders: str) -> dict:
+    """The AV-MAE arguments of an encoder file, for random encoders of the same architecture
+    (whatever the recipe's ``backbone`` says: e.g. a video patch size the recipe predates)."""
+    return json.loads(json.dumps(load_encoders(encoders).config))  # tuples -> YAML-safe lists
+
+
 def run_task(
     cfg: dict, encoders: str | None, minutes: float, max_steps: int, seed: int, tmp: Path
 ) -> dict:
@@ -147,6 +155,7 @@ def main() -> None:
     for task in args.tasks:
         recipe, metrics = TASKS[task]
         cfg = load_recipe(recipe, args.world)
+        cfg["model"]["init_args"]["backbone"] = random_backbone(args.encoders)
         scores: dict[str, list[dict]] = {"pretrained": [], "random": []}
         for seed in range(args.seeds):
             for name, encoders in (("pretrained", args.encoders), ("random", None)):
