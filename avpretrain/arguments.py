@@ -1,20 +1,23 @@
-"""Typed options: ``Literal`` choices checked at runtime, and parsers generated from dataclasses.
+"""Typed options: ``Literal`` choices checked at runtime, and parsers generated from signatures.
 
 A ``Literal`` annotation is what jsonargparse (and LightningCLI) validates a string option
 against; :func:`check_choice` gives classes built directly from Python the same check.
 :func:`dataclass_parser` builds a command's parser from a dataclass (its fields, types, defaults
-and the ``Args:`` of its docstring); :func:`canonical_flags` keeps the command's older flag
-names, and ``--dashed-names``, working.
+and the ``Args:`` of its docstring), :func:`function_parser` from a function's signature and
+docstring; :func:`canonical_flags` keeps the command's older flag names, and
+``--dashed-names``, working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
 if TYPE_CHECKING:
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, Namespace
 
 
 def choices(literal: Any) -> tuple[Any, ...]:
@@ -95,3 +98,69 @@ def dataclass_parser(
 def field_values(namespace: Any, cls: type) -> dict[str, Any]:
     """The values of ``cls``'s fields in a parsed ``namespace``, as keyword arguments."""
     return {f.name: namespace[f.name] for f in fields(cls) if f.name in namespace}
+
+
+def function_parser(
+    function: Callable[..., Any],
+    prog: str,
+    description: str,
+    aliases: Mapping[str, str] | None = None,
+) -> ArgumentParser:
+    """A command line generated from ``function``'s signature and docstring.
+
+    The first parameter is the positional argument; the others are ``--name`` options with their
+    types, defaults and the help of the docstring's ``Args:``, except the ``bool`` ones, which are
+    switches: ``--name`` turns a False default on, ``--no_name`` a True default off. Parse with
+    :func:`parse_function_args`, which accepts the ``aliases`` and ``--dashed-names`` too.
+
+    Args:
+        function: the function the command calls with the parsed options.
+        prog: the command, for the usage line.
+        description: what the command does.
+        aliases: older flag name (no ``--``) -> parameter name, listed in the epilog.
+    """
+    from docstring_parser import parse
+    from jsonargparse import ArgumentParser
+
+    params = inspect.signature(function).parameters
+    hints = get_type_hints(function)
+    helps = {p.arg_name: p.description for p in parse(function.__doc__ or "").params}
+    positional = next(iter(params))
+    switches = [name for name in params if hints.get(name) is bool]
+    epilog = "Options may also be spelled with dashes (--option-name)"
+    if aliases:
+        epilog += "; also accepted: " + ", ".join(f"--{a} (--{n})" for a, n in aliases.items())
+    parser = ArgumentParser(prog=prog, description=description, epilog=epilog + ".")
+    parser.add_argument(positional, help=helps.get(positional))
+    parser.add_function_arguments(function, skip={positional, *switches}, as_group=False)
+    for name in switches:
+        if params[name].default:
+            text = f"set {name} to False. {name}: {helps.get(name)}"
+            parser.add_argument(f"--no_{name}", dest=name, action="store_false", help=text)
+        else:
+            parser.add_argument(f"--{name}", action="store_true", help=helps.get(name))
+    return parser
+
+
+def parse_function_args(
+    parser: ArgumentParser,
+    function: Callable[..., Any],
+    argv: Sequence[str] | None,
+    aliases: Mapping[str, str] | None = None,
+) -> Namespace:
+    """Parse ``argv`` (None: ``sys.argv``) with ``function``'s :func:`function_parser`.
+
+    The ``aliases`` and ``--dashed-names`` of its parameters (and of their ``--no_name``
+    switches) are rewritten first (:func:`canonical_flags`).
+    """
+    params = list(inspect.signature(function).parameters)
+    argv = sys.argv[1:] if argv is None else argv
+    return parser.parse_args(
+        canonical_flags(argv, [*params, *(f"no_{p}" for p in params)], aliases)
+    )
+
+
+def function_values(namespace: Any, function: Callable[..., Any]) -> dict[str, Any]:
+    """The values of ``function``'s parameters in a parsed ``namespace``, as keyword arguments."""
+    params = inspect.signature(function).parameters
+    return {name: namespace[name] for name in params if name in namespace}

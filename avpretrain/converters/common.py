@@ -5,22 +5,18 @@ The annotation tables are read by :func:`avpretrain.data.tables.read_table`.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import Any
 
 from tqdm import tqdm
 
-from avpretrain.arguments import canonical_flags
+from avpretrain.arguments import function_parser, function_values, parse_function_args
 from avpretrain.data.ingest.manifest import VIDEO_EXTENSIONS
-
-if TYPE_CHECKING:
-    from jsonargparse import ArgumentParser
 
 # The older flags of every manifest converter: --videos VIDEO_DIR, --out OUT_JSONL.
 MANIFEST_FLAGS = {"videos": "video_dir", "out": "out_jsonl"}
@@ -86,48 +82,6 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path) -> int:
     return count
 
 
-def function_parser(
-    convert: Callable[..., dict[str, Any]],
-    prog: str,
-    description: str,
-    aliases: Mapping[str, str] | None = None,
-) -> ArgumentParser:
-    """A converter's command line, generated from ``convert``'s signature and docstring.
-
-    The first parameter is the positional argument; the others are ``--name`` options with their
-    types, defaults and the help of the docstring's ``Args:``, except the ``bool`` ones, which are
-    switches: ``--name`` turns a False default on, ``--no_name`` a True default off. Parse with
-    :func:`run_function`, which accepts the ``aliases`` and ``--dashed-names`` too.
-
-    Args:
-        convert: the conversion function.
-        prog: the command, for the usage line.
-        description: what the command does.
-        aliases: older flag name (no ``--``) -> parameter name, listed in the epilog.
-    """
-    from docstring_parser import parse
-    from jsonargparse import ArgumentParser
-
-    params = inspect.signature(convert).parameters
-    hints = get_type_hints(convert)
-    helps = {p.arg_name: p.description for p in parse(convert.__doc__ or "").params}
-    positional = next(iter(params))
-    switches = [name for name in params if hints.get(name) is bool]
-    epilog = "Options may also be spelled with dashes (--option-name)"
-    if aliases:
-        epilog += "; also accepted: " + ", ".join(f"--{a} (--{n})" for a, n in aliases.items())
-    parser = ArgumentParser(prog=prog, description=description, epilog=epilog + ".")
-    parser.add_argument(positional, help=helps.get(positional))
-    parser.add_function_arguments(convert, skip={positional, *switches}, as_group=False)
-    for name in switches:
-        if params[name].default:
-            text = f"set {name} to False. {name}: {helps.get(name)}"
-            parser.add_argument(f"--no_{name}", dest=name, action="store_false", help=text)
-        else:
-            parser.add_argument(f"--{name}", action="store_true", help=helps.get(name))
-    return parser
-
-
 def run_function(
     name: str,
     convert: Callable[..., dict[str, Any]],
@@ -138,7 +92,7 @@ def run_function(
 ) -> int:
     """The ``main`` of a converter subcommand: parse, convert, print the summary as JSON.
 
-    The command line is ``convert``'s signature (:func:`function_parser`).
+    The command line is ``convert``'s signature (:func:`avpretrain.arguments.function_parser`).
 
     Args:
         name: subcommand name, for the usage line and error messages (``convert-llp``).
@@ -152,13 +106,10 @@ def run_function(
         0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
     """
     parser = function_parser(convert, f"avpretrain {name}", description, aliases)
-    params = list(inspect.signature(convert).parameters)
-    argv = sys.argv[1:] if argv is None else argv
-    argv = canonical_flags(argv, [*params, *(f"no_{p}" for p in params)], aliases)
-    args = parser.parse_args(argv)
+    args = parse_function_args(parser, convert, argv, aliases)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        summary = convert(**{p: args[p] for p in params})
+        summary = convert(**function_values(args, convert))
     except (ValueError, FileNotFoundError) as err:
         print(f"avpretrain {name}: error: {err}", file=sys.stderr)
         return 2
