@@ -16,7 +16,6 @@ one run at a time per folder). A rerun counts an existing shard as done only aft
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import logging
@@ -28,22 +27,20 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from avpretrain.arguments import choices
-from avpretrain.data.audio_codec import AudioCodec
+from avpretrain.arguments import canonical_flags, dataclass_parser, field_values
 from avpretrain.data.ingest.lock import OutputLock
 from avpretrain.data.ingest.manifest import read_inputs
 from avpretrain.data.ingest.plan import (
     PLAN_NAME,
     IngestConfig,
-    NoAudio,
-    ShortClips,
     build_plan,
     changed_inputs,
     load_plan,
@@ -53,6 +50,9 @@ from avpretrain.data.ingest.plan import (
 from avpretrain.data.ingest.shard import sample_key, write_planned_shard
 from avpretrain.data.ingest.verify import shard_problem
 from avpretrain.data.shards import INDEX_NAME, count_samples, write_index
+
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser, Namespace
 
 logger = logging.getLogger("avpretrain.ingest")
 
@@ -380,13 +380,23 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``avpretrain ingest`` argument parser."""
+# The options of the command beside IngestConfig's fields (min_seconds has its own default).
+RUN_OPTIONS = ("out", "manifest", "workers", "min_seconds")
+
+
+def build_parser() -> ArgumentParser:
+    """The ``avpretrain ingest`` argument parser: an option per :class:`IngestConfig` field.
+
+    Besides them: the input, ``--out``, ``--manifest``, ``--workers``; ``--min_seconds``
+    defaults to the config's or the clip length if shorter. Parse with :func:`parse_args`.
+    """
     d = IngestConfig()
-    p = argparse.ArgumentParser(
-        prog="avpretrain ingest",
-        description="Decode videos once into webdataset shards of clips (JPEG frames, mono FLAC, "
-        "JSON metadata). Rerun the same command to resume an interrupted run.",
+    p = dataclass_parser(
+        IngestConfig,
+        "avpretrain ingest",
+        "Decode videos once into webdataset shards of clips (JPEG frames, mono FLAC, JSON "
+        "metadata). Rerun the same command to resume an interrupted run.",
+        skip={"min_seconds"},
     )
     p.add_argument("input", help="folder of videos (recursive), manifest (.csv/.jsonl) or a video")
     p.add_argument("--out", required=True, help="output folder for the shards and index.json")
@@ -394,59 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest", action="store_true", help="read INPUT as a manifest whatever its suffix"
     )
     p.add_argument(
-        "--clip-seconds", type=float, default=d.clip_seconds, help="clip length without timestamps"
-    )
-    p.add_argument("--frames", type=int, default=d.frames, help="frames stored per clip")
-    p.add_argument(
-        "--short-side",
-        type=int,
-        default=d.short_side,
-        help="shrink frames to this short side (never enlarged)",
-    )
-    p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="audio rate (mono FLAC)")
-    p.add_argument("--shard-size", type=int, default=d.shard_size, help="clips per shard")
-    p.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
     )
     p.add_argument(
-        "--no-audio",
-        choices=choices(NoAudio),
-        default=d.no_audio,
-        help="videos without audio: skip them, or keep them with silence",
-    )
-    p.add_argument(
-        "--short",
-        choices=choices(ShortClips),
-        default=d.short,
-        help="clips shorter than asked: pad (last frame, zero audio) or skip",
-    )
-    p.add_argument(
-        "--min-seconds",
-        type=float,
+        "--min_seconds",
+        type=float | None,
         default=None,
         help="skip clips with less content than this, whatever --short says "
         f"(default: {d.min_seconds} or the clip length if shorter)",
     )
-    p.add_argument("--prefix", default=d.prefix, help="shard names: PREFIX-000000.tar, ...")
-    p.add_argument(
-        "--jpeg-quality", type=int, default=d.jpeg_quality, help="JPEG quality of the frames"
-    )
-    p.add_argument(
-        "--audio-codec",
-        choices=choices(AudioCodec),
-        default=d.audio_codec,
-        help="audio member: flac (smallest) or pcm (raw 16-bit: no decoding in the loader, about "
-        "twice the bytes); `avpretrain reencode` converts existing shards",
-    )
-    p.add_argument(
-        "--audio-stream",
-        type=int,
-        default=d.audio_stream,
-        metavar="N",
-        help="decode the N-th audio stream of each file (0-based; files with fewer are skipped); "
-        "default: the stream marked default, else the first",
-    )
     return p
+
+
+def parse_args(argv: list[str] | None = None) -> Namespace:
+    """Parse an ``avpretrain ingest`` command line (None: ``sys.argv``), dashed names included."""
+    argv = sys.argv[1:] if argv is None else argv
+    names = [*(f.name for f in fields(IngestConfig)), *RUN_OPTIONS]
+    return build_parser().parse_args(canonical_flags(argv, names))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -455,27 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     Returns 0 on success, 1 if some shard failed or no clip was written, 2 on bad arguments or
     inputs.
     """
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = IngestConfig(
-            clip_seconds=args.clip_seconds,
-            frames=args.frames,
-            short_side=args.short_side,
-            sample_rate=args.sample_rate,
-            shard_size=args.shard_size,
-            no_audio=args.no_audio,
-            short=args.short,
-            min_seconds=(
-                min(IngestConfig.min_seconds, args.clip_seconds)
-                if args.min_seconds is None
-                else args.min_seconds
-            ),
-            prefix=args.prefix,
-            jpeg_quality=args.jpeg_quality,
-            audio_codec=args.audio_codec,
-            audio_stream=args.audio_stream,
-        )
+        values = field_values(args, IngestConfig)
+        if args.min_seconds is None:
+            values["min_seconds"] = min(IngestConfig.min_seconds, args.clip_seconds)
+        config = IngestConfig(**values)
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         with logging_redirect_tqdm():  # log lines above the progress bar, not through it
