@@ -11,7 +11,6 @@ interrupted run resumes. The new ``index.json`` keeps the source index's fields 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing
@@ -21,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from avpretrain.arguments import check_choice, choices
+from avpretrain.arguments import check_choice, function_parser, function_values, parse_function_args
 from avpretrain.data.audio_codec import AUDIO_EXTS, AudioCodec, decode_audio_int16, encode_audio
 from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.shards import INDEX_NAME, read_raw_samples, write_index, write_shard
@@ -86,6 +85,12 @@ def reencode(
 ) -> dict[str, Any]:
     """Reencode every shard of ``source`` into ``out``; returns the new index.
 
+    Args:
+        source: folder of shards (or its index.json).
+        out: output folder.
+        codec: audio codec of the new shards.
+        workers: processes (1 or fewer: all in this process).
+
     Raises:
         ValueError: naming the shard and key of the first malformed sample (that shard is not
             written; shards finished before stay, and a rerun resumes).
@@ -112,19 +117,15 @@ def reencode(
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``avpretrain reencode``; 0 on success, 1 on malformed or missing data."""
-    p = argparse.ArgumentParser(
-        prog="avpretrain reencode",
-        description="Rewrite shards with the audio as FLAC or raw 16-bit PCM (lossless; frames "
-        "and JSON copied as they are). Rerun the same command to resume.",
+    description = (
+        "Rewrite shards with the audio as FLAC or raw 16-bit PCM (lossless; frames and JSON "
+        "copied as they are). Rerun the same command to resume."
     )
-    p.add_argument("source", help="folder of shards (or its index.json)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--codec", choices=choices(AudioCodec), required=True, help="audio codec")
-    p.add_argument("--workers", type=int, default=1, help="processes")
-    args = p.parse_args(argv)
+    parser = function_parser(reencode, "avpretrain reencode", description)
+    args = parse_function_args(parser, reencode, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        index = reencode(args.source, args.out, args.codec, max(1, args.workers))
+        index = reencode(**function_values(args, reencode))
     except (ValueError, FileNotFoundError) as err:
         print(f"avpretrain reencode: {err}", file=sys.stderr)
         return 1
