@@ -78,6 +78,10 @@ class DialogHead(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, max_answer_length + 1, dim))
         for p in (self.role_embed, self.modality_embed, self.pos_embed, self.token_embed.weight):
             nn.init.trunc_normal_(p, std=0.02)
+        # zero at first: the summary's O(1) entries would drown the 0.02-scale byte embeddings
+        # (garbled bytes after minutes of training); from zero the decoder learns how much to add
+        nn.init.zeros_(self.question_proj.weight)
+        nn.init.zeros_(self.question_proj.bias)
         layer = nn.TransformerDecoderLayer(
             dim,
             num_heads,
