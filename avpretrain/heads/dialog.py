@@ -10,10 +10,11 @@ The memory the decoder attends to is the clip's audio-visual tokens and the enco
   :class:`~avpretrain.heads.text.TextEncoder` (the project's UTF-8 byte tokenizer) as token
   states, projected to ``dim``, plus a learned role embedding; padding is masked out.
 - **The question's summary**, the mean of its token states, comes first in the memory and is
-  also added to every input position of the decoder: the first bytes of an answer ("yes",
-  "it is at", "i can see") are decided by the kind of question, and a decoder that must find
-  the question among hundreds of memory tokens by cross-attention alone learned, in minutes on a
-  CPU, to answer every question of a dialog round alike.
+  also added to the decoder's first input (the ``bos`` position, which every later position
+  attends to): the first bytes of an answer ("yes", "it is at", "i can see") are decided by the
+  kind of question, and a decoder that must find the question among hundreds of memory tokens by
+  cross-attention alone learned, in minutes on a CPU, to answer every question of a dialog round
+  alike.
 
 The decoder is a pre-norm ``nn.TransformerDecoder`` over byte ids (the same tokenizer, so the
 answer is UTF-8 bytes: no vocabulary file), causally masked: teacher forcing in training
@@ -78,10 +79,6 @@ class DialogHead(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, max_answer_length + 1, dim))
         for p in (self.role_embed, self.modality_embed, self.pos_embed, self.token_embed.weight):
             nn.init.trunc_normal_(p, std=0.02)
-        # zero at first: the summary's O(1) entries would drown the 0.02-scale byte embeddings
-        # (garbled bytes after minutes of training); from zero the decoder learns how much to add
-        nn.init.zeros_(self.question_proj.weight)
-        nn.init.zeros_(self.question_proj.bias)
         layer = nn.TransformerDecoderLayer(
             dim,
             num_heads,
@@ -167,7 +164,7 @@ class DialogHead(nn.Module):
         Returns:
             ``memory`` [Q, M, dim] and ``mask`` [Q, M] bool, True on real tokens. Token 0 is
             the question's summary (the mean of its token states; zeros without a question),
-            which :meth:`forward` also adds to the decoder's inputs; then the audio-visual
+            which :meth:`forward` also adds to the decoder's first input; then the audio-visual
             tokens, then each text's tokens.
         """
         av = self.av_tokens(audio, video)[clip_index]
@@ -199,7 +196,10 @@ class DialogHead(nn.Module):
         if length > self.pos_embed.shape[1]:
             raise ValueError(f"prefix of {length} exceeds max_answer_length + 1")
         x = self.token_embed(prefix) + self.pos_embed[:, :length]
-        x = x + self.question_proj(memory[:, :1])  # the question, at every position
+        # the question at the bos position only: added to every position, its O(1) entries
+        # drowned the 0.02-scale byte embeddings and the answers came out as garbled bytes
+        first = x[:, :1] + self.question_proj(memory[:, :1])
+        x = torch.cat([first, x[:, 1:]], dim=1)
         causal = torch.ones(length, length, dtype=torch.bool, device=prefix.device).triu(1)
         x = self.decoder(
             x,
