@@ -128,3 +128,21 @@ def test_wheel_carries_every_recipe(tmp_path):
         assert inside in names, f"{path} missing from the wheel"
     assert {"avpretrain/recipes/__init__.py", "avpretrain/tasks/__init__.py"} <= names
     assert "avpretrain/recipes/tasks/retrieval/README.md" in names
+
+
+def test_tiny_video_recipe_is_the_tiny_one_with_video_patches_and_views(tmp_path, monkeypatch):
+    from avpretrain.lightning_cli import run_lightning_cli
+
+    monkeypatch.chdir(tmp_path)
+    models = {}
+    for name in ("pretrain/tiny", "pretrain/tiny_video"):
+        cli = run_lightning_cli(["--config", name, "--trainer.logger", "false"], run=False)
+        models[name] = cli.model.model
+    tiny, video = models["pretrain/tiny"], models["pretrain/tiny_video"]
+    assert video.video_encoder.grid_size == (8, 8) and tiny.video_encoder.grid_size == (4, 4)
+    assert video.video_view_weight == 1.0 and tiny.video_view_weight == 0.0
+    assert video.audio_encoder.grid_size == tiny.audio_encoder.grid_size
+    same = {
+        k: v for k, v in tiny.config.items() if k not in ("video_patch_size", "video_view_weight")
+    }
+    assert same == {k: video.config[k] for k in same}
