@@ -63,12 +63,17 @@ def random_map_scores(world: Path, frame_size: int, grid: int, seed: int = 0) ->
 
 
 def localization_chance(metric: str):
-    """``metric`` of :func:`random_map_scores` for a localization recipe's world."""
-    return lambda n, c, cfg: random_map_scores(
-        Path(cfg["data"]["init_args"]["val_urls"]).parent,
-        cfg["data"]["init_args"]["frame_size"],
-        cfg["data"]["init_args"]["frame_size"] // 16,
-    )[metric]
+    """``metric`` of :func:`random_map_scores` for a localization recipe's world, on the patch
+    grid of the recipe's video encoder (its backbone's ``video_patch_size`` or ``patch_size``)."""
+
+    def chance(n: int, c: int, cfg: dict) -> float:
+        backbone = cfg["model"]["init_args"].get("backbone") or {}
+        patch = backbone.get("video_patch_size") or backbone.get("patch_size") or 16
+        frame_size = cfg["data"]["init_args"]["frame_size"]
+        world = Path(cfg["data"]["init_args"]["val_urls"]).parent
+        return random_map_scores(world, frame_size, frame_size // patch)[metric]
+
+    return chance
 
 
 def _questions(split: Path) -> list[dict]:
