@@ -111,7 +111,7 @@ def function_parser(
     The first parameter is the positional argument; the others are ``--name`` options with their
     types, defaults and the help of the docstring's ``Args:``, except the ``bool`` ones, which are
     switches: ``--name`` turns a False default on, ``--no_name`` a True default off. Parse with
-    :func:`parse_function_args`, which accepts the ``aliases`` and ``--dashed-names`` too.
+    :func:`parse_call`, which accepts the ``aliases`` and ``--dashed-names`` too.
 
     Args:
         function: the function the command calls with the parsed options.
@@ -142,25 +142,23 @@ def function_parser(
     return parser
 
 
-def parse_function_args(
+def parse_call(
     parser: ArgumentParser,
     function: Callable[..., Any],
     argv: Sequence[str] | None,
     aliases: Mapping[str, str] | None = None,
-) -> Namespace:
+) -> tuple[Namespace, dict[str, Any]]:
     """Parse ``argv`` (None: ``sys.argv``) with ``function``'s :func:`function_parser`.
 
     The ``aliases`` and ``--dashed-names`` of its parameters (and of their ``--no_name``
     switches) are rewritten first (:func:`canonical_flags`).
+
+    Returns:
+        the parsed namespace, and ``function``'s keyword arguments from it.
     """
     params = list(inspect.signature(function).parameters)
     argv = sys.argv[1:] if argv is None else argv
-    return parser.parse_args(
+    args = parser.parse_args(
         canonical_flags(argv, [*params, *(f"no_{p}" for p in params)], aliases)
     )
-
-
-def function_values(namespace: Any, function: Callable[..., Any]) -> dict[str, Any]:
-    """The values of ``function``'s parameters in a parsed ``namespace``, as keyword arguments."""
-    params = inspect.signature(function).parameters
-    return {name: namespace[name] for name in params if name in namespace}
+    return args, {name: args[name] for name in params if name in args}

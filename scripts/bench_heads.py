@@ -151,11 +151,12 @@ def main() -> None:
     args = p.parse_args()
     index = yaml.safe_load((args.world / "val" / "index.json").read_text())
     num_val, num_classes = index["total"], index["synth"]["num_classes"]
+    backbone = random_backbone(args.encoders)
     rows = []
     for task in args.tasks:
         recipe, metrics = TASKS[task]
         cfg = load_recipe(recipe, args.world)
-        cfg["model"]["init_args"]["backbone"] = random_backbone(args.encoders)
+        cfg["model"]["init_args"]["backbone"] = backbone
         scores: dict[str, list[dict]] = {"pretrained": [], "random": []}
         for seed in range(args.seeds):
             for name, encoders in (("pretrained", args.encoders), ("random", None)):

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from avpretrain.arguments import function_parser, function_values, parse_function_args
+from avpretrain.arguments import function_parser, parse_call
 from avpretrain.data.ingest.manifest import VIDEO_EXTENSIONS
 
 # The older flags of every manifest converter: --videos VIDEO_DIR, --out OUT_JSONL.
@@ -106,10 +106,10 @@ def run_function(
         0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
     """
     parser = function_parser(convert, f"avpretrain {name}", description, aliases)
-    args = parse_function_args(parser, convert, argv, aliases)
+    _, kwargs = parse_call(parser, convert, argv, aliases)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        summary = convert(**function_values(args, convert))
+        summary = convert(**kwargs)
     except (ValueError, FileNotFoundError) as err:
         print(f"avpretrain {name}: error: {err}", file=sys.stderr)
         return 2

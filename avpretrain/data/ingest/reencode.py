@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from avpretrain.arguments import check_choice, function_parser, function_values, parse_function_args
+from avpretrain.arguments import check_choice, function_parser, parse_call
 from avpretrain.data.audio_codec import AUDIO_EXTS, AudioCodec, decode_audio_int16, encode_audio
 from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.shards import INDEX_NAME, read_raw_samples, write_index, write_shard
@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         "copied as they are). Rerun the same command to resume."
     )
     parser = function_parser(reencode, "avpretrain reencode", description)
-    args = parse_function_args(parser, reencode, argv)
+    args, kwargs = parse_call(parser, reencode, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        index = reencode(**function_values(args, reencode))
+        index = reencode(**kwargs)
     except (ValueError, FileNotFoundError) as err:
         print(f"avpretrain reencode: {err}", file=sys.stderr)
         return 1
