@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 from pathlib import Path
 
 import torch
@@ -29,8 +30,11 @@ from jsonargparse import ArgumentParser
 from torchmetrics.functional.classification import multilabel_average_precision
 
 from avpretrain.metrics.separation import SeparationMetrics
+from avpretrain.models.encoder_file import load_encoders
 from avpretrain.recipes import resolve_recipe
+from avpretrain.tasks.backbone import layer_decay_groups
 from avpretrain.tasks.separation import SeparationTask
+from avpretrain.training.param_groups import param_groups
 
 
 def build(cfg: dict, key: str) -> object:
@@ -84,9 +88,15 @@ def probe_map(task: SeparationTask, train: list, val: list, steps: int = 300) ->
 def separation(
     task: SeparationTask, train: list, val: list, steps: int, scored: int, every: int
 ) -> list[tuple[int, dict]]:
-    """Train the head for ``steps`` steps on ``train`` (cycled), scoring ``val`` every ``every``."""
-    params = [p for p in task.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=task.hparams.lr, weight_decay=task.hparams.weight_decay)
+    """Train the head for ``steps`` steps on ``train`` (cycled), scoring ``val`` every ``every``.
+
+    The task's optimiser groups without its schedule: the head at ``lr``, trainable backbone
+    layers (``mode: partial`` / ``finetune``) at ``lr * layer_decay ** depth``.
+    """
+    hp = task.hparams
+    groups = param_groups(task.head, hp.weight_decay)
+    groups += layer_decay_groups(task.backbone, hp.lr, hp.weight_decay, hp.layer_decay)
+    opt = torch.optim.AdamW(groups, lr=hp.lr)
     curve = []
     for step in range(1, steps + 1):
         task.train()
@@ -95,7 +105,9 @@ def separation(
         loss.backward()
         opt.step()
         if step % every == 0 or step == steps:
-            curve.append((step, score(task, val, scored) | {"loss": round(float(loss), 4)}))
+            result = score(task, val, scored) | {"loss": round(float(loss.detach()), 4)}
+            print(f"step {step}: {result}", flush=True)
+            curve.append((step, result))
     return curve
 
 
@@ -155,6 +167,8 @@ def main() -> None:
         model = copy.deepcopy(cfg)
         init = model["model"]["init_args"]
         init["encoders"] = None if run == "random" else args.encoders
+        # random encoders of the pretrained file's architecture (e.g. its video patch size)
+        init["backbone"] = json.loads(json.dumps(load_encoders(args.encoders).config))
         if run == "oracle":
             init["oracle_classes"] = args.classes
         torch.manual_seed(args.seed)

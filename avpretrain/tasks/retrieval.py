@@ -4,6 +4,11 @@ Training is symmetric InfoNCE on pooled embeddings projected into a shared space
 video, and (with a text encoder) captions against the fused audio-visual embedding. Evaluation
 ranks every clip of the validation or test set against all the others, scored as CLIP4Clip's
 ``compute_metrics`` (see ``avpretrain.metrics.retrieval`` and ``tasks/retrieval/README.md``).
+
+Beside the head's ranking, ``zero_shot`` ranks the backbone's own embeddings, untouched by the
+head: each modality's mean patch token, compared by cosine, as CAV-MAE's retrieval evaluates its
+pretrained model and as AV-MAE's audio-visual InfoNCE (``contrastive_weight``) trains them. It
+tells what pretraining aligned across the modalities before any head was trained.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from torch import Tensor
 
 from avpretrain.heads.retrieval import RetrievalHead
 from avpretrain.metrics.retrieval import RetrievalMetrics
+from avpretrain.models.avmae import pool_patch_tokens
 from avpretrain.models.losses import info_nce
 from avpretrain.tasks.base import TaskModule, collect
 
@@ -29,29 +35,47 @@ class RetrievalTask(TaskModule):
     Args:
         head: e.g. ``avpretrain.heads.retrieval.RetrievalHead``; its input widths are bound here.
         text_weight: weight of the text-AV InfoNCE term next to the audio-video one.
+        zero_shot: also score the backbone's mean patch tokens (``zs_a2v_*``, ``zs_v2a_*``; see
+            the module docstring); needs equal encoder widths.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
             ``inputs`` must be ``av``.
     """
 
     head: RetrievalHead  # the interface this task calls (bind, forward, ...)
 
-    def __init__(self, head: RetrievalHead, text_weight: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        head: RetrievalHead,
+        text_weight: float = 1.0,
+        zero_shot: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if kwargs.get("inputs", "av") != "av":
             raise ValueError(f"retrieval needs inputs='av', got {kwargs['inputs']!r}")
         super().__init__(head=head, **kwargs)
         self.text_weight = text_weight
-        self.head.bind(self.backbone.audio_encoder.embed_dim, self.backbone.video_encoder.embed_dim)
+        widths = (self.backbone.audio_encoder.embed_dim, self.backbone.video_encoder.embed_dim)
+        if zero_shot and widths[0] != widths[1]:
+            raise ValueError(
+                f"zero_shot compares the encoders' embeddings by cosine: their widths {widths} "
+                "differ (set zero_shot: false)"
+            )
+        self.zero_shot = zero_shot
+        self.head.bind(*widths)
         self.audio_video = RetrievalMetrics("a2v", "v2a")
         self.text_av = RetrievalMetrics("t2av", "av2t")
+        self.backbone_av = RetrievalMetrics("zs_a2v", "zs_v2a")
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Normalised shared-space embeddings [B, E]: ``audio``, ``video`` (+ ``av``, ``text``).
 
         Needs ``audio`` [B, 1, F, T], ``video`` [B, 3, H, W] and, when the head has a text
-        encoder, ``caption`` (B strings, from ``caption_targets``).
+        encoder, ``caption`` (B strings, from ``caption_targets``). With ``zero_shot`` also
+        ``audio_backbone`` and ``video_backbone`` [B, D], the encoders' mean patch tokens.
         """
-        audio = self.encode({"audio": batch["audio"]})["audio_embedding"]
-        video = self.encode({"video": batch["video"]})["video_embedding"]
+        enc_audio = self.encode({"audio": batch["audio"]})
+        enc_video = self.encode({"video": batch["video"]})
+        audio, video = enc_audio["audio_embedding"], enc_video["video_embedding"]
         text = None
         if self.head.has_text:
             if "caption" not in batch:
@@ -62,7 +86,12 @@ class RetrievalTask(TaskModule):
             assert self.head.text_encoder is not None  # has_text
             ids, mask = self.head.text_encoder.tokenizer(batch["caption"])
             text = (ids.to(self.device), mask.to(self.device))
-        return self.head(audio, video, text)
+        out = self.head(audio, video, text)
+        if self.zero_shot:
+            for name, enc in (("audio", enc_audio), ("video", enc_video)):
+                prefix = getattr(self.backbone, f"{name}_encoder").num_prefix_tokens
+                out[f"{name}_backbone"] = pool_patch_tokens(enc[f"{name}_tokens"], prefix)
+        return out
 
     def _losses(self, emb: dict[str, Tensor], gather: bool = False) -> dict[str, Tensor]:
         """``loss`` (weighted sum), ``loss_av`` and, with captions, ``loss_text``.
@@ -99,6 +128,10 @@ class RetrievalTask(TaskModule):
         self.audio_video.update(emb["audio"].detach().float(), emb["video"].detach().float())
         if "text" in emb:
             self.text_av.update(emb["text"].detach().float(), emb["av"].detach().float())
+        if self.zero_shot:
+            self.backbone_av.update(
+                emb["audio_backbone"].detach().float(), emb["video_backbone"].detach().float()
+            )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Log ``val/loss``; keep the batch's embeddings for the epoch."""
@@ -111,13 +144,15 @@ class RetrievalTask(TaskModule):
     def epoch_scores(self, stage: str) -> dict[str, float]:
         """R@1/5/10, median and mean rank, every rank's clips against each other.
 
-        ``a2v_*`` / ``v2a_*`` and, with captions, ``t2av_*`` / ``av2t_*`` (R@K in percent), and
-        ``gallery_size`` (the clips ranked).
+        ``a2v_*`` / ``v2a_*``, with captions ``t2av_*`` / ``av2t_*``, with ``zero_shot``
+        ``zs_a2v_*`` / ``zs_v2a_*`` (R@K in percent), and ``gallery_size`` (the clips ranked).
         """
         scores = collect(self.audio_video)
-        text = collect(self.text_av)
+        others = [collect(self.text_av), collect(self.backbone_av)]
         if not scores:
             return {}
         size = scores.pop("gallery_size")
-        text.pop("gallery_size", None)
-        return {**scores, **text, "gallery_size": size}
+        for other in others:
+            other.pop("gallery_size", None)
+            scores.update(other)
+        return {**scores, "gallery_size": size}

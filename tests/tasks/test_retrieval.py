@@ -58,6 +58,21 @@ def test_linear_probe_through_cli_logs_every_metric(tiny_world, tmp_path):
         assert float(row["val/gallery_size"]) == 8.0  # the whole validation set
         assert float(row["val/a2v_R10"]) == 100.0  # a gallery of 8: everything is in the top 10
     assert any(r.get("train/loss_text") for r in rows)
+    # zero-shot: the frozen encoders' mean patch tokens by cosine, the same after every epoch,
+    # recomputed here with numpy (no ties among 8 random-feature cosines)
+    audio, video = [], []
+    with torch.no_grad():
+        for batch in cli.datamodule.val_dataloader():
+            audio.append(cli.model.backbone.encode(audio=batch["audio"])["audio_tokens"][:, 1:])
+            video.append(cli.model.backbone.encode(video=batch["video"])["video_tokens"][:, 1:])
+    a = F.normalize(torch.cat(audio).mean(1), dim=1).numpy()
+    v = F.normalize(torch.cat(video).mean(1), dim=1).numpy()
+    sim = a @ v.T
+    for name, m in (("zs_a2v", sim), ("zs_v2a", sim.T)):
+        ranks = (m > np.diag(m)[:, None]).sum(1)  # 0-based rank of each clip's own pair
+        for row in val:
+            assert float(row[f"val/{name}_R1"]) == pytest.approx(100 * np.mean(ranks == 0))
+            assert float(row[f"val/{name}_MeanR"]) == pytest.approx(ranks.mean() + 1)
 
 
 def _epoch_scores(**emb) -> dict[str, float]:
@@ -67,6 +82,14 @@ def _epoch_scores(**emb) -> dict[str, float]:
     if "text" in emb:
         task.text_av.update(emb["text"], emb["av"])
     return task.epoch_scores("val")
+
+
+def test_zero_shot_needs_equal_encoder_widths():
+    head = RetrievalHead(embed_dim=16)
+    with pytest.raises(ValueError, match="zero_shot: false"):
+        RetrievalTask(head, backbone={**BACKBONE, "video_encoder": "small"})
+    task = RetrievalTask(head, backbone={**BACKBONE, "video_encoder": "small"}, zero_shot=False)
+    assert not task.zero_shot
 
 
 def test_perfect_embeddings_give_r1_100():
@@ -112,8 +135,10 @@ def test_forward_shapes_and_missing_caption():
         "key": ["a", "b"],
     }
     out = task(batch)
-    assert set(out) == {"audio", "video", "av", "text"}
-    assert all(v.shape == (2, 16) for v in out.values())
+    assert set(out) == {"audio", "video", "av", "text", "audio_backbone", "video_backbone"}
+    assert all(out[k].shape == (2, 16) for k in ("audio", "video", "av", "text"))
+    width = task.backbone.audio_encoder.embed_dim
+    assert out["audio_backbone"].shape == out["video_backbone"].shape == (2, width)
     torch.testing.assert_close(out["av"].norm(dim=-1), torch.ones(2))
     del batch["caption"]
     with pytest.raises(ValueError, match="caption"):

@@ -172,6 +172,32 @@ def test_object_targets_give_the_objects_source_and_frame(tiny_world):
     torch.testing.assert_close(out["video"][:, alone], full[:, alone])
 
 
+def test_on_screen_sources_leave_the_off_screen_sound_out(tiny_world):
+    """``sources="on_screen"``: the sum of the on-screen objects' gt sources, not the clip."""
+    checked = 0
+    for raw in raw_samples(tiny_world / "val").values():
+        meta = json.loads(raw["json"])
+        gt = np.load(io.BytesIO(raw["gt.npz"]))
+        objects = meta["synthetic"]["objects"]
+        shown = [k for k, o in enumerate(gt["source_object"]) if objects[int(o)]["on_screen"]]
+        want = torchaudio.functional.resample(
+            torch.from_numpy(gt["sources"][shown].sum(0)), meta["sample_rate"], 11025
+        )
+        got = SeparationTargets(11025, 8000, sources="on_screen")(raw, meta, None)["sep_wave"]
+        start = round(want.shape[0] / 2) - 4000  # no frame chosen: centred on the clip
+        # torchaudio's cached Resample kernel against its functional one: float32 rounding
+        np.testing.assert_allclose(got, want[start : start + 8000], atol=5e-5)
+        if len(shown) < len(gt["sources"]):  # an off-screen sound: the clip's audio differs
+            clip = SeparationTargets(11025, 8000)(raw, meta, None)["sep_wave"]
+            assert (clip - got).abs().max() > 1e-2
+            checked += 1
+    assert checked > 0, "no val clip with an off-screen sound"
+    raw = next(iter(raw_samples(tiny_world / "val").values()))
+    del raw["gt.npz"]
+    with pytest.raises(ValueError, match="gt.npz"):
+        SeparationTargets(11025, 8000, sources="on_screen")(raw, json.loads(raw["json"]), None)
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "tasks" / "separation").glob("*.yaml")), ids=str)
 def test_every_recipe_parses(recipe, capsys):
     with pytest.raises(SystemExit) as exc:
