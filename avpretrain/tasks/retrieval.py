@@ -36,7 +36,7 @@ class RetrievalTask(TaskModule):
         head: e.g. ``avpretrain.heads.retrieval.RetrievalHead``; its input widths are bound here.
         text_weight: weight of the text-AV InfoNCE term next to the audio-video one.
         zero_shot: also score the backbone's mean patch tokens (``zs_a2v_*``, ``zs_v2a_*``; see
-            the module docstring); needs equal encoder widths.
+            the module docstring); needs equal encoder widths. None: on when they are equal.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
             ``inputs`` must be ``av``.
     """
@@ -47,7 +47,7 @@ class RetrievalTask(TaskModule):
         self,
         head: RetrievalHead,
         text_weight: float = 1.0,
-        zero_shot: bool = True,
+        zero_shot: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("inputs", "av") != "av":
@@ -58,9 +58,9 @@ class RetrievalTask(TaskModule):
         if zero_shot and widths[0] != widths[1]:
             raise ValueError(
                 f"zero_shot compares the encoders' embeddings by cosine: their widths {widths} "
-                "differ (set zero_shot: false)"
+                "differ (leave zero_shot unset or false)"
             )
-        self.zero_shot = zero_shot
+        self.zero_shot = widths[0] == widths[1] if zero_shot is None else zero_shot
         self.head.bind(*widths)
         self.audio_video = RetrievalMetrics("a2v", "v2a")
         self.text_av = RetrievalMetrics("t2av", "av2t")

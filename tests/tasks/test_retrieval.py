@@ -85,11 +85,11 @@ def _epoch_scores(**emb) -> dict[str, float]:
 
 
 def test_zero_shot_needs_equal_encoder_widths():
-    head = RetrievalHead(embed_dim=16)
-    with pytest.raises(ValueError, match="zero_shot: false"):
-        RetrievalTask(head, backbone={**BACKBONE, "video_encoder": "small"})
-    task = RetrievalTask(head, backbone={**BACKBONE, "video_encoder": "small"}, zero_shot=False)
-    assert not task.zero_shot
+    unequal = {**BACKBONE, "video_encoder": "small"}
+    with pytest.raises(ValueError, match="widths \\(64, 384\\) differ"):
+        RetrievalTask(RetrievalHead(embed_dim=16), backbone=unequal, zero_shot=True)
+    assert not RetrievalTask(RetrievalHead(embed_dim=16), backbone=unequal).zero_shot  # auto
+    assert RetrievalTask(RetrievalHead(embed_dim=16), backbone=BACKBONE).zero_shot
 
 
 def test_perfect_embeddings_give_r1_100():
