@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .tasks.helpers import tiny_encoders
 
@@ -75,3 +76,9 @@ def test_classification_on_the_tiny_world_prints_its_row(bench, tiny_world, tmp_
     assert cells[5] in ("yes", "no")
     names = {p.name for p in (runs / "classification").iterdir()}
     assert names == {"pretrained-seed0", "pretrained-seed1", "random-seed0", "random-seed1"}
+    for seed in (0, 1):  # each seed draws its own random encoders
+        recipe = yaml.safe_load(
+            (runs / f"classification/random-seed{seed}/recipe.yaml").read_text()
+        )
+        assert recipe["model"]["init_args"]["seed"] == seed
+        assert recipe["model"]["init_args"]["encoders"] is None
