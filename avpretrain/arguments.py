@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
 if TYPE_CHECKING:
-    from jsonargparse import ArgumentParser, Namespace
+    from jsonargparse import ArgumentParser
 
 
 def choices(literal: Any) -> tuple[Any, ...]:
@@ -110,8 +110,8 @@ def function_parser(
 
     The first parameter is the positional argument; the others are ``--name`` options with their
     types, defaults and the help of the docstring's ``Args:``, except the ``bool`` ones, which are
-    switches: ``--name`` turns a False default on, ``--no_name`` a True default off. Parse with
-    :func:`parse_call`, which accepts the ``aliases`` and ``--dashed-names`` too.
+    switches: ``--name`` turns a False default on, ``--no_name`` a True default off.
+    :func:`parse_call` builds it and parses, accepting ``aliases`` and ``--dashed-names`` too.
 
     Args:
         function: the function the command calls with the parsed options.
@@ -143,22 +143,22 @@ def function_parser(
 
 
 def parse_call(
-    parser: ArgumentParser,
     function: Callable[..., Any],
+    prog: str,
+    description: str,
     argv: Sequence[str] | None,
     aliases: Mapping[str, str] | None = None,
-) -> tuple[Namespace, dict[str, Any]]:
-    """Parse ``argv`` (None: ``sys.argv``) with ``function``'s :func:`function_parser`.
+) -> dict[str, Any]:
+    """``function``'s keyword arguments from the command line ``argv`` (None: ``sys.argv``).
 
-    The ``aliases`` and ``--dashed-names`` of its parameters (and of their ``--no_name``
-    switches) are rewritten first (:func:`canonical_flags`).
-
-    Returns:
-        the parsed namespace, and ``function``'s keyword arguments from it.
+    Parsed with :func:`function_parser` (same arguments); the ``aliases`` and
+    ``--dashed-names`` of its parameters (and of their ``--no_name`` switches) are rewritten
+    first (:func:`canonical_flags`).
     """
+    parser = function_parser(function, prog, description, aliases)
     params = list(inspect.signature(function).parameters)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(
         canonical_flags(argv, [*params, *(f"no_{p}" for p in params)], aliases)
     )
-    return args, {name: args[name] for name in params if name in args}
+    return {name: args[name] for name in params if name in args}

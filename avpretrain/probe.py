@@ -2,7 +2,8 @@
 
 Embeddings are extracted once, standardised with training statistics, and a multinomial logistic
 regression is fit full-batch with L-BFGS, so the probe's result depends on the features, not on
-an optimiser schedule.
+an optimiser schedule. :func:`multilabel_probe_map` is the multi-label counterpart (which
+classes a frame shows), scored by mean average precision.
 """
 
 from __future__ import annotations
@@ -76,3 +77,40 @@ def linear_probe(
     opt.step(closure)
     with torch.no_grad():
         return (layer(xte).argmax(-1) == test_y).double().mean().item()
+
+
+def multilabel_probe_map(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    steps: int = 300,
+) -> float:
+    """Test mAP of a multi-label logistic probe (Adam, full batch) fit on the training set.
+
+    Features are standardised with training statistics; classes without a positive in the test
+    set are left out of the mean (their average precision is undefined).
+
+    Args:
+        train_x: [N, D] features.
+        train_y: [N, C] 0/1 targets.
+        test_x: [M, D] features.
+        test_y: [M, C] 0/1 targets.
+        steps: Adam steps (lr 1e-2, weight decay 1e-4).
+    """
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    probe = torch.nn.Linear(xtr.shape[1], train_y.shape[1])
+    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(probe(xtr), train_y.float()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        scores = probe(xte)
+    keep = test_y.sum(0) > 0
+    return float(
+        multilabel_average_precision(scores[:, keep], test_y[:, keep].long(), int(keep.sum()))
+    )

@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 import yaml
 from jsonargparse import ArgumentParser
-from torchmetrics.functional.classification import multilabel_average_precision
 
 from avpretrain.metrics.separation import SeparationMetrics
 from avpretrain.models.encoder_file import load_encoders
+from avpretrain.probe import multilabel_probe_map
 from avpretrain.recipes import resolve_recipe
 from avpretrain.tasks.backbone import layer_decay_groups
 from avpretrain.tasks.separation import SeparationTask
@@ -71,18 +71,7 @@ def probe_map(task: SeparationTask, train: list, val: list, steps: int = 300) ->
         return x, torch.cat([b["sep_classes"] for b in batches])
 
     (x, y), (xv, yv) = features(train), features(val)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    x, xv = (x - mean) / std, (xv - mean) / std
-    probe = torch.nn.Linear(x.shape[1], y.shape[1])
-    opt = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-4)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.binary_cross_entropy_with_logits(probe(x), y).backward()
-        opt.step()
-    with torch.no_grad():
-        scores = probe(xv)
-    keep = yv.sum(0) > 0
-    return float(multilabel_average_precision(scores[:, keep], yv[:, keep].long(), int(keep.sum())))
+    return multilabel_probe_map(x, y, xv, yv, steps)
 
 
 def separation(

@@ -27,12 +27,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from torchmetrics.functional.classification import multilabel_average_precision
 
 from avpretrain.data.loading.audio import FbankConfig
 from avpretrain.data.loading.datamodule import AVDataModule
 from avpretrain.models import AVMAE
-from avpretrain.probe import extract_embeddings, linear_probe
+from avpretrain.probe import extract_embeddings, linear_probe, multilabel_probe_map
 from avpretrain.recipes import resolve_recipe
 from avpretrain.training.param_groups import param_groups
 from avpretrain.training.schedule import scaled_lr
@@ -61,21 +60,6 @@ def _batches(world: Path, split: str, data: dict, classes: int) -> list[dict]:
     return list(dm.val_dataloader())
 
 
-def _onscreen_map(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> float:
-    """Validation mAP of a logistic probe (Adam, 300 full-batch steps) for the on-screen classes."""
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    x, xv = (x - mean) / std, (xv - mean) / std
-    probe = torch.nn.Linear(x.shape[1], y.shape[1])
-    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-4)
-    for _ in range(300):
-        optimizer.zero_grad()
-        F.binary_cross_entropy_with_logits(probe(x), y).backward()
-        optimizer.step()
-    with torch.no_grad():
-        scores = probe(xv)
-    return float(multilabel_average_precision(scores, yv.long(), y.shape[1]))
-
-
 def _probe(model: AVMAE, train: list[dict], val: list[dict], classes: int) -> dict[str, float]:
     """Probe accuracy of the concatenated embeddings (``av``) and of each modality alone, and
     the on-screen mAP of the video embedding."""
@@ -89,7 +73,9 @@ def _probe(model: AVMAE, train: list[dict], val: list[dict], classes: int) -> di
         for name, s in parts.items()
     }
     on_train, on_val = (torch.cat([b["onscreen"] for b in bs]) for bs in (train, val))
-    scores["onscreen_mAP"] = round(_onscreen_map(xtr[:, d:], on_train, xva[:, d:], on_val), 3)
+    scores["onscreen_mAP"] = round(
+        multilabel_probe_map(xtr[:, d:], on_train, xva[:, d:], on_val), 3
+    )
     return scores
 
 

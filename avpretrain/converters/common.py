@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from avpretrain.arguments import function_parser, parse_call
+from avpretrain.arguments import parse_call
 from avpretrain.data.ingest.manifest import VIDEO_EXTENSIONS
 
 # The older flags of every manifest converter: --videos VIDEO_DIR, --out OUT_JSONL.
@@ -105,8 +105,7 @@ def run_function(
     Returns:
         0 on success, 1 if nothing was written, 2 on bad input (the message names the file).
     """
-    parser = function_parser(convert, f"avpretrain {name}", description, aliases)
-    _, kwargs = parse_call(parser, convert, argv, aliases)
+    kwargs = parse_call(convert, f"avpretrain {name}", description, argv, aliases)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         summary = convert(**kwargs)

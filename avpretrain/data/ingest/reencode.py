@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from avpretrain.arguments import check_choice, function_parser, parse_call
+from avpretrain.arguments import check_choice, parse_call
 from avpretrain.data.audio_codec import AUDIO_EXTS, AudioCodec, decode_audio_int16, encode_audio
 from avpretrain.data.schema import JSON_EXT
 from avpretrain.data.shards import INDEX_NAME, read_raw_samples, write_index, write_shard
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "Rewrite shards with the audio as FLAC or raw 16-bit PCM (lossless; frames and JSON "
         "copied as they are). Rerun the same command to resume."
     )
-    parser = function_parser(reencode, "avpretrain reencode", description)
-    args, kwargs = parse_call(parser, reencode, argv)
+    kwargs = parse_call(reencode, "avpretrain reencode", description, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         index = reencode(**kwargs)
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avpretrain reencode: {err}", file=sys.stderr)
         return 1
     print(
-        f"{index['total']} samples in {len(index['shards'])} shards -> {args.out} "
-        f"({args.codec}); size new / old: {index['size_ratio']:.3f}"
+        f"{index['total']} samples in {len(index['shards'])} shards -> {kwargs['out']} "
+        f"({kwargs['codec']}); size new / old: {index['size_ratio']:.3f}"
     )
     return 0
