@@ -63,7 +63,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=100_000, help="pretraining step budget")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=1, help="data loader workers")
-    p.add_argument("--recipe", default=str(RECIPE), help="pretraining recipe to start from")
+    p.add_argument(
+        "--recipe",
+        default=str(RECIPE),
+        help="pretraining recipe to start from: a packaged name (pretrain/tiny_video) or a file",
+    )
     return p.parse_args(argv)
 
 
@@ -77,7 +81,7 @@ def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, A
 
     The time limit is set just before fitting (:func:`_set_max_time`).
     """
-    cfg = yaml.safe_load(Path(args.recipe).read_text())
+    cfg = yaml.safe_load(resolve_recipe(args.recipe).read_text())
     cfg["seed_everything"] = args.seed
     trainer = cfg["trainer"]
     trainer.update(

@@ -35,6 +35,8 @@ from avpretrain.models.vit import (
 
 # which tokens the contrastive pair pools (see AVMAE's ``contrastive_input``)
 ContrastiveInput = Literal["masked", "full"]
+# how the audio-visual InfoNCE trains the encoders (see AVMAE's ``contrastive_mode``)
+ContrastiveMode = Literal["symmetric", "audio_teacher"]
 
 
 @dataclass
@@ -105,7 +107,17 @@ class AVMAE(nn.Module):
         contrastive_input: ``"masked"`` (CAV-MAE: the contrastive pair pools the visible tokens
             of the reconstruction pass) or ``"full"`` (a second, unmasked encoder pass): with few
             patches (the tiny CPU recipe has 16 per frame, 4 of them visible) the masked pair
-            often misses the sounding object, and the unmasked one learns far faster.
+            often misses the sounding object, and the unmasked one learns far faster. Only
+            the ``"symmetric"`` mode uses it.
+        contrastive_mode: ``"symmetric"`` (CAV-MAE: both encoders learn to match each other)
+            or ``"audio_teacher"``, a cross-modal distillation: the clip's unmasked audio
+            embedding is a target that no gradient reaches, and the video encoder learns to
+            predict it, through a linear predictor, from an augmented view of the frames
+            (:func:`~avpretrain.models.video_views.augmented_view`). The audio encoder learns
+            from its own terms (reconstruction, ``audio_view_weight``); the video encoder then
+            learns what the sound names. In the synthetic world this teaches the tiny video
+            encoder which objects are on screen, which neither reconstruction nor video views
+            do in CPU minutes (README, "Does pretraining help?").
         audio_view_weight: weight of the within-audio InfoNCE between two random views of each
             clip's spectrogram (:func:`~avpretrain.models.audio_views.shifted_view`: a mel-axis
             shift and a time roll); 0 disables. It makes the audio embedding ignore pitch and
@@ -148,6 +160,7 @@ class AVMAE(nn.Module):
         contrastive_weight: float = 0.0,
         contrastive_tau: float = 0.05,
         contrastive_input: ContrastiveInput = "masked",
+        contrastive_mode: ContrastiveMode = "symmetric",
         audio_view_weight: float = 0.0,
         audio_view_shift: int = 12,
         audio_view_tau: float = 0.1,
@@ -186,6 +199,8 @@ class AVMAE(nn.Module):
         self.contrastive_tau = contrastive_tau
         check_choice("contrastive_input", contrastive_input, ContrastiveInput)
         self.contrastive_input = contrastive_input
+        check_choice("contrastive_mode", contrastive_mode, ContrastiveMode)
+        self.contrastive_mode = contrastive_mode
         if audio_view_weight > 0 and not 0 <= audio_view_shift < audio_shape[0]:
             raise ValueError(
                 f"audio_view_shift must be in [0, {audio_shape[0]}) mel bins, got {audio_view_shift}"
@@ -236,6 +251,9 @@ class AVMAE(nn.Module):
             nn.init.normal_(self.video_modality_token, std=0.02)
         self.audio_decoder = self._decoder(self.audio_encoder, decoder)
         self.video_decoder = self._decoder(self.video_encoder, decoder)
+        if contrastive_mode == "audio_teacher":  # built last: the other weights draw as before
+            self.video_predictor = nn.Linear(video_cfg.embed_dim, audio_cfg.embed_dim)
+            self.video_predictor.apply(init_mae_weights)
 
     @staticmethod
     def _decoder(encoder: ViTEncoder, config: str | ViTConfig) -> MAEDecoder:
@@ -320,7 +338,9 @@ class AVMAE(nn.Module):
         target_v = self.video_encoder.patchify(video)
         loss_a = masked_mse(pred_a, target_a, mask_a, self.norm_pix_loss)
         loss_v = masked_mse(pred_v, target_v, mask_v, self.norm_pix_loss)
-        if self.contrastive_weight > 0:
+        if self.contrastive_weight > 0 and self.contrastive_mode == "audio_teacher":
+            loss_c = self._distillation_loss(audio, video, generator)
+        elif self.contrastive_weight > 0:
             if self.contrastive_input == "full":
                 tokens_a = self.audio_encoder.forward_features(audio)
                 tokens_v = self.video_encoder.forward_features(video)
@@ -341,6 +361,30 @@ class AVMAE(nn.Module):
         return AVMAEOutput(
             loss, loss_a, loss_v, loss_c, loss_av, loss_vv, pred_a, pred_v, mask_a, mask_v
         )
+
+    def _distillation_loss(
+        self, audio: Tensor, video: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """InfoNCE from a view of the frames, through the predictor, to the audio embedding.
+
+        Args:
+            audio: [B, 1, F, T] spectrograms, encoded unmasked without gradient (the target).
+            video: [B, 3, H, W] or [B, 3, F, H, W] frames, of which one
+                :func:`augmented_view` is encoded.
+            generator: random source of the view.
+
+        Each modality goes through the fusion layers on its own, as the contrastive pair does.
+        """
+        with torch.no_grad():
+            tokens_a, _ = self._fuse(self.audio_encoder.forward_features(audio), None)
+        view = augmented_view(video, self.video_view_scale, generator)
+        _, tokens_v = self._fuse(None, self.video_encoder.forward_features(view))
+        assert tokens_a is not None and tokens_v is not None  # each modality was given
+        target = pool_patch_tokens(tokens_a, self.audio_encoder.num_prefix_tokens)
+        prediction = self.video_predictor(
+            pool_patch_tokens(tokens_v, self.video_encoder.num_prefix_tokens)
+        )
+        return info_nce(target, prediction, self.contrastive_tau, gather=self.gather_negatives)
 
     def _view_loss(self, x: Tensor, generator: torch.Generator | None, audio: bool) -> Tensor:
         """InfoNCE between the pooled, unmasked embeddings of two random views of each clip.

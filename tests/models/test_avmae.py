@@ -266,3 +266,44 @@ def test_video_patch_size_sets_the_video_grid_only(tmp_path):
             reloaded.encode(video=video)["video_embedding"],
             model.encode(video=video)["video_embedding"],
         )
+
+
+def test_audio_teacher_mode_distils_the_audio_embedding_into_the_video_encoder(
+    monkeypatch, tmp_path
+):
+    import avpretrain.models.avmae as avmae_module
+    from avpretrain.models.encoder_file import load_encoders, save_encoders
+    from avpretrain.models.losses import info_nce
+
+    audio, video = _batch(b=4)
+    model = _tiny(
+        contrastive_weight=2.0, contrastive_tau=0.1, contrastive_mode="audio_teacher",
+        video_view_scale=0.6,
+    ).eval()  # fmt: skip
+    plain = _tiny().eval()
+    view = video.flip(-1)  # a known view in place of the random one
+
+    def fake_view(x, min_scale, generator=None):
+        assert min_scale == 0.6 and torch.equal(x, video)
+        return view
+
+    monkeypatch.setattr(avmae_module, "augmented_view", fake_view)
+    out = model(audio, video, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = plain(audio, video, generator=torch.Generator().manual_seed(0))
+        target = model.encode(audio=audio)["audio_embedding"]  # unmasked audio
+        prediction = model.video_predictor(model.encode(video=view)["video_embedding"])
+    torch.testing.assert_close(out.loss_contrastive, info_nce(target, prediction, 0.1))
+    torch.testing.assert_close(out.loss, base.loss + 2.0 * out.loss_contrastive)
+    # the audio embedding is a target: the term trains the video encoder and predictor only
+    out.loss_contrastive.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert all(g is None for n, g in grads.items() if n.startswith("audio_encoder."))
+    for name in ("video_encoder.patch_embed.proj.weight", "video_predictor.weight"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0, name
+    # the predictor travels with the exported encoders
+    reloaded = load_encoders(save_encoders(model, tmp_path / "encoders.pt"))
+    torch.testing.assert_close(reloaded.video_predictor.weight, model.video_predictor.weight)
+    assert not hasattr(plain, "video_predictor")
+    with pytest.raises(ValueError, match="contrastive_mode"):
+        _tiny(contrastive_mode="video_teacher")
