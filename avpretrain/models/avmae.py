@@ -111,9 +111,10 @@ class AVMAE(nn.Module):
             the ``"symmetric"`` mode uses it.
         contrastive_mode: ``"symmetric"`` (CAV-MAE: both encoders learn to match each other)
             or ``"audio_teacher"``, a cross-modal distillation: the clip's unmasked audio
-            embedding is a target that no gradient reaches, and the video encoder learns to
-            predict it, through a linear predictor, from an augmented view of the frames
-            (:func:`~avpretrain.models.video_views.augmented_view`). The audio encoder learns
+            embedding is a target that no gradient reaches, and the video embedding of an
+            augmented view of the frames (:func:`~avpretrain.models.video_views.augmented_view`)
+            learns to match it, so the video tokens live in the audio embedding's space (as
+            with the symmetric term, which the localization maps need). The audio encoder learns
             from its own terms (reconstruction, ``audio_view_weight``); the video encoder then
             learns what the sound names. In the synthetic world this teaches the tiny video
             encoder which objects are on screen, which neither reconstruction nor video views
@@ -251,9 +252,6 @@ class AVMAE(nn.Module):
             nn.init.normal_(self.video_modality_token, std=0.02)
         self.audio_decoder = self._decoder(self.audio_encoder, decoder)
         self.video_decoder = self._decoder(self.video_encoder, decoder)
-        if contrastive_mode == "audio_teacher":  # built last: the other weights draw as before
-            self.video_predictor = nn.Linear(video_cfg.embed_dim, audio_cfg.embed_dim)
-            self.video_predictor.apply(init_mae_weights)
 
     @staticmethod
     def _decoder(encoder: ViTEncoder, config: str | ViTConfig) -> MAEDecoder:
@@ -365,7 +363,7 @@ class AVMAE(nn.Module):
     def _distillation_loss(
         self, audio: Tensor, video: Tensor, generator: torch.Generator | None
     ) -> Tensor:
-        """InfoNCE from a view of the frames, through the predictor, to the audio embedding.
+        """InfoNCE from the embedding of a view of the frames to the clip's audio embedding.
 
         Args:
             audio: [B, 1, F, T] spectrograms, encoded unmasked without gradient (the target).
@@ -380,11 +378,12 @@ class AVMAE(nn.Module):
         view = augmented_view(video, self.video_view_scale, generator)
         _, tokens_v = self._fuse(None, self.video_encoder.forward_features(view))
         assert tokens_a is not None and tokens_v is not None  # each modality was given
-        target = pool_patch_tokens(tokens_a, self.audio_encoder.num_prefix_tokens)
-        prediction = self.video_predictor(
-            pool_patch_tokens(tokens_v, self.video_encoder.num_prefix_tokens)
+        return info_nce(
+            pool_patch_tokens(tokens_a, self.audio_encoder.num_prefix_tokens),
+            pool_patch_tokens(tokens_v, self.video_encoder.num_prefix_tokens),
+            self.contrastive_tau,
+            gather=self.gather_negatives,
         )
-        return info_nce(target, prediction, self.contrastive_tau, gather=self.gather_negatives)
 
     def _view_loss(self, x: Tensor, generator: torch.Generator | None, audio: bool) -> Tensor:
         """InfoNCE between the pooled, unmasked embeddings of two random views of each clip.
