@@ -130,7 +130,9 @@ def test_wheel_carries_every_recipe(tmp_path):
     assert "avpretrain/recipes/tasks/retrieval/README.md" in names
 
 
-def test_tiny_video_recipe_is_the_tiny_one_with_video_patches_and_views(tmp_path, monkeypatch):
+def test_tiny_video_recipe_is_the_tiny_one_with_video_patches_and_distillation(
+    tmp_path, monkeypatch
+):
     from avpretrain.lightning_cli import run_lightning_cli
 
     monkeypatch.chdir(tmp_path)
@@ -140,9 +142,8 @@ def test_tiny_video_recipe_is_the_tiny_one_with_video_patches_and_views(tmp_path
         models[name] = cli.model.model
     tiny, video = models["pretrain/tiny"], models["pretrain/tiny_video"]
     assert video.video_encoder.grid_size == (8, 8) and tiny.video_encoder.grid_size == (4, 4)
-    assert video.video_view_weight == 1.0 and tiny.video_view_weight == 0.0
+    assert video.contrastive_mode == "audio_teacher" and tiny.contrastive_mode == "symmetric"
     assert video.audio_encoder.grid_size == tiny.audio_encoder.grid_size
-    same = {
-        k: v for k, v in tiny.config.items() if k not in ("video_patch_size", "video_view_weight")
-    }
+    changed = ("video_patch_size", "contrastive_mode", "contrastive_weight", "contrastive_tau")
+    same = {k: v for k, v in tiny.config.items() if k not in changed}
     assert same == {k: video.config[k] for k in same}
