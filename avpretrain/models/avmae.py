@@ -129,7 +129,8 @@ class AVMAE(nn.Module):
             clip's frames (:func:`~avpretrain.models.video_views.augmented_view`: colour
             permutation and gains, greyscale, a resized crop and a flip); 0 disables. It makes
             the video embedding ignore colour and position, the synthetic world's nuisance.
-        video_view_scale: smallest crop area of a video view, as a fraction of the frame.
+        video_view_scale: smallest crop area of a video view, as a fraction of the frame (the
+            views term's and the ``audio_teacher`` distillation's).
         video_view_tau: temperature of that InfoNCE.
         cls_token: give both encoders a class token (MAE, AudioMAE); CAV-MAE has none, so
             importing its weights needs ``False``.
