@@ -3,8 +3,9 @@
 1. writes a small synthetic audio-visual world (``<out>/world``; the hard world, where colour
    and pitch are nuisance and only shape, texture, timbre and envelope name a class), or reuses
    the one already there when its settings match;
-2. pretrains the tiny AV-MAE of ``configs/pretrain/tiny.yaml`` through the same LightningCLI path
-   as ``avpretrain fit``, for whatever is left of the time budget after the world and the
+2. pretrains the tiny AV-MAE of ``configs/pretrain/tiny_video.yaml`` (8 px video patches, the
+   video encoder taught by the audio embedding) through the same LightningCLI path as
+   ``avpretrain fit``, for whatever is left of the time budget after the world and the
    evaluation;
 3. linear-probes clip classification on the pretrained encoders and on the same encoders at
    their random initialisation, and prints a table with the reconstruction loss before and after
@@ -38,7 +39,7 @@ from avpretrain.data.synthetic.world import SynthConfig, write_world
 from avpretrain.models import AVMAE
 from avpretrain.recipes import resolve_recipe
 
-RECIPE = resolve_recipe("pretrain/tiny")
+RECIPE = resolve_recipe("pretrain/tiny_video")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -77,7 +78,7 @@ EVAL_RESERVE_SECONDS = 25.0
 
 
 def _recipe(args: argparse.Namespace, world: Path, run_dir: Path) -> dict[str, Any]:
-    """The tiny recipe pointed at the demo's world and folders, with its step budget and seed.
+    """The recipe pointed at the demo's world and folders, with its step budget and seed.
 
     The time limit is set just before fitting (:func:`_set_max_time`).
     """
