@@ -46,18 +46,18 @@ def test_demo_prints_the_table_and_reuses_its_world(tmp_path: Path, capsys) -> N
     assert _row(third, "reconstruction loss (val, fixed masks)")[0] != before
 
 
-def test_demo_takes_a_packaged_recipe_by_name_or_a_file(tmp_path: Path) -> None:
+def test_demo_takes_a_packaged_recipe_default_or_a_file(tmp_path: Path) -> None:
     from avpretrain.demo import _parse, _recipe
     from avpretrain.recipes import resolve_recipe
 
     world, run = tmp_path / "world", tmp_path / "run"
-    by_name = _recipe(_parse([]), world, run)  # the default, pretrain/tiny_video
-    model = by_name["model"]["init_args"]["model"]["init_args"]
+    default = _recipe(_parse([]), world, run)  # the default, pretrain/tiny_video
+    model = default["model"]["init_args"]["model"]["init_args"]
     assert model["video_patch_size"] == 8 and model["contrastive_mode"] == "audio_teacher"
-    assert by_name["data"]["init_args"]["train_urls"] == str(world / "train")
+    assert default["data"]["init_args"]["train_urls"] == str(world / "train")
     copy = tmp_path / "mine.yaml"
     copy.write_text(resolve_recipe("pretrain/tiny_video").read_text())
-    assert _recipe(_parse(["--recipe", str(copy)]), world, run) == by_name
-    assert _recipe(_parse(["--recipe", "pretrain/tiny_video"]), world, run) == by_name
+    assert _recipe(_parse(["--recipe", str(copy)]), world, run) == default
+    assert _recipe(_parse(["--recipe", "pretrain/tiny_video"]), world, run) == default
     tiny = _recipe(_parse(["--recipe", "pretrain/tiny"]), world, run)
     assert tiny["model"]["init_args"]["model"]["init_args"].get("video_patch_size") is None

@@ -375,16 +375,12 @@ class AVMAE(nn.Module):
         Each modality goes through the fusion layers on its own, as the contrastive pair does.
         """
         with torch.no_grad():
-            tokens_a, _ = self._fuse(self.audio_encoder.forward_features(audio), None)
+            tokens_a = self.audio_encoder.forward_features(audio)
         view = augmented_view(video, self.video_view_scale, generator)
-        _, tokens_v = self._fuse(None, self.video_encoder.forward_features(view))
-        assert tokens_a is not None and tokens_v is not None  # each modality was given
-        return info_nce(
-            pool_patch_tokens(tokens_a, self.audio_encoder.num_prefix_tokens),
-            pool_patch_tokens(tokens_v, self.video_encoder.num_prefix_tokens),
-            self.contrastive_tau,
-            gather=self.gather_negatives,
+        emb_a, emb_v = self._contrastive_embeddings(
+            tokens_a, self.video_encoder.forward_features(view)
         )
+        return info_nce(emb_a.detach(), emb_v, self.contrastive_tau, gather=self.gather_negatives)
 
     def _view_loss(self, x: Tensor, generator: torch.Generator | None, audio: bool) -> Tensor:
         """InfoNCE between the pooled, unmasked embeddings of two random views of each clip.
