@@ -11,8 +11,9 @@ multi-hot of each clip's on-screen sounding classes), then for pretrained and ra
   mixtures and how different the two sources' predicted masks are (every ``--every`` steps:
   the curve);
 
-and the same head conditioned on ``sep_classes`` itself (``oracle``), which tells a failing
-U-Net from failing features.
+the same head conditioned on ``sep_classes`` itself (``oracle``), which tells a failing
+U-Net from failing features; and (``ideal``) the ideal ratio masks of the true sources, the
+ceiling of any magnitude mask on the mixture's phase.
 
     python scripts/diagnose_separation.py --world demo_out/world --encoders demo_out/encoders.pt
 """
@@ -34,6 +35,7 @@ from avpretrain.probe import multilabel_probe_map
 from avpretrain.recipes import resolve_recipe
 from avpretrain.tasks.backbone import layer_decay_groups
 from avpretrain.tasks.separation import SeparationTask
+from avpretrain.tasks.separation_stft import istft, stft
 from avpretrain.training.param_groups import param_groups
 
 
@@ -74,23 +76,55 @@ def probe_map(task: SeparationTask, train: list, val: list, steps: int = 300) ->
     return multilabel_probe_map(x, y, xv, yv, steps)
 
 
-def separation(
-    task: SeparationTask, train: list, val: list, steps: int, scored: int, every: int
-) -> list[tuple[int, dict]]:
-    """Train the head for ``steps`` steps on ``train`` (cycled), scoring ``val`` every ``every``.
+def pool(batches: list) -> dict:
+    """The cached batches as one batch (tensors concatenated, lists joined)."""
+    return {
+        k: torch.cat([b[k] for b in batches])
+        if isinstance(batches[0][k], torch.Tensor)
+        else [x for b in batches for x in b[k]]
+        for k in batches[0]
+    }
 
-    The task's optimiser groups without its schedule: the head at ``lr``, trainable backbone
-    layers (``mode: partial`` / ``finetune``) at ``lr * layer_decay ** depth``.
+
+def draw(clips: dict, index: torch.Tensor) -> dict:
+    """The batch of ``clips`` at ``index`` [B]."""
+    return {
+        k: v[index] if isinstance(v, torch.Tensor) else [v[i] for i in index.tolist()]
+        for k, v in clips.items()
+    }
+
+
+def separation(
+    task: SeparationTask,
+    train: list,
+    val: list,
+    steps: int,
+    scored: int,
+    every: int,
+    repair: bool = True,
+) -> list[tuple[int, dict]]:
+    """Train the head for ``steps`` steps on ``train``, scoring ``val`` every ``every``.
+
+    With ``repair`` each step draws a random batch from all cached clips, so the mixed pairs
+    change from step to step as a shuffling loader's do; otherwise the cached batches are cycled
+    (the same fixed pairs every epoch, which the head can memorise). The task's optimiser
+    groups without its schedule: the head at ``lr``, trainable backbone layers (``mode:
+    partial`` / ``finetune``) at ``lr * layer_decay ** depth``.
     """
     hp = task.hparams
     groups = param_groups(task.head, hp.weight_decay)
     groups += layer_decay_groups(task.backbone, hp.lr, hp.weight_decay, hp.layer_decay)
     opt = torch.optim.AdamW(groups, lr=hp.lr)
+    clips, size = pool(train), len(train[0]["key"])
     curve = []
     for step in range(1, steps + 1):
         task.train()
         opt.zero_grad()
-        loss = task._loss(task(train[(step - 1) % len(train)]))
+        if repair:
+            batch = draw(clips, torch.randperm(len(clips["key"]))[:size])
+        else:
+            batch = train[(step - 1) % len(train)]
+        loss = task._loss(task(batch))
         loss.backward()
         opt.step()
         if step % every == 0 or step == steps:
@@ -125,6 +159,32 @@ def score(task: SeparationTask, val: list, scored: int) -> dict:
     return result
 
 
+def ideal(task: SeparationTask, val: list, scored: int) -> dict:
+    """SDR of the ideal ratio masks ``|S_j| / sum_k |S_k|``: the ceiling of a magnitude mask."""
+    metrics = SeparationMetrics()
+    with torch.no_grad():
+        for batch in val:
+            keep = min(len(batch["key"]), scored - metrics.seen)
+            if len(batch["key"]) < 2 or keep <= 0:
+                continue
+            out = {k: v[:keep] for k, v in task(batch).items()}
+            mags = stft(out["sources"], task.spec)[0]
+            mask = mags / mags.sum(dim=1, keepdim=True).clamp_min(1e-10)
+            est = istft(
+                out["mag_mix"][:, None] * mask,
+                out["phase_mix"][:, None],
+                task.spec,
+                out["mixture"].shape[-1],
+            )
+            metrics.update(out["sources"], est, out["mixture"])
+    scores = metrics.compute()
+    return {
+        "SDR": round(scores["sdr"], 2),
+        "SIR": round(scores["sir"], 2),
+        "SDR_mix": round(scores["sdr_mix"], 2),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--world", required=True, type=Path)
@@ -141,6 +201,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", nargs="+", default=["oracle", "pretrained", "random"])
     p.add_argument("--no-probe", action="store_true")
+    p.add_argument(
+        "--fixed-pairs",
+        action="store_true",
+        help="cycle the cached batches (fixed mixtures) instead of drawing a batch per step",
+    )
     args = p.parse_args()
     cfg = yaml.safe_load(resolve_recipe(args.recipe).read_text())
     for item in args.set:
@@ -158,16 +223,25 @@ def main() -> None:
         init["encoders"] = None if run == "random" else args.encoders
         # random encoders of the pretrained file's architecture (e.g. its video patch size)
         init["backbone"] = json.loads(json.dumps(load_encoders(args.encoders).config))
-        if run == "oracle":
+        if run in ("oracle", "ideal"):
             init["oracle_classes"] = args.classes
         torch.manual_seed(args.seed)
         task = build(model, "model")
+        if run == "ideal":
+            print(f"ideal ratio masks: {ideal(task, val, args.scored)}", flush=True)
+            continue
         probe = None
         if run != "oracle" and not args.no_probe:
             probe = round(probe_map(task, train, val), 3)
         torch.manual_seed(args.seed)
         for step, result in separation(
-            task, train, val, args.steps, args.scored, args.every or args.steps
+            task,
+            train,
+            val,
+            args.steps,
+            args.scored,
+            args.every or args.steps,
+            repair=not args.fixed_pairs,
         ):
             print(f"{run} step {step}: probe mAP {probe} {result}", flush=True)
     prevalence = torch.cat([b["sep_classes"] for b in val]).mean(0)
