@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -101,11 +102,11 @@ def separation(
     steps: int,
     scored: int,
     every: int,
-    repair: bool = True,
+    redraw: bool = True,
 ) -> list[tuple[int, dict]]:
     """Train the head for ``steps`` steps on ``train``, scoring ``val`` every ``every``.
 
-    With ``repair`` each step draws a random batch from all cached clips, so the mixed pairs
+    With ``redraw`` each step draws a random batch from all cached clips, so the mixed pairs
     change from step to step as a shuffling loader's do; otherwise the cached batches are cycled
     (the same fixed pairs every epoch, which the head can memorise). The task's optimiser
     groups without its schedule: the head at ``lr``, trainable backbone layers (``mode:
@@ -120,7 +121,7 @@ def separation(
     for step in range(1, steps + 1):
         task.train()
         opt.zero_grad()
-        if repair:
+        if redraw:
             batch = draw(clips, torch.randperm(len(clips["key"]))[:size])
         else:
             batch = train[(step - 1) % len(train)]
@@ -144,14 +145,8 @@ def score(task: SeparationTask, val: list, scored: int) -> dict:
     if masks.shape[1] == 2:  # how far apart the two sources' masks are
         result["mask_diff"] = round(float((masks[:, 0] - masks[:, 1]).abs().mean()), 3)
     for threshold in (0.5, None):
-        task.mask_threshold, metrics = threshold, SeparationMetrics()
-        for out in outs:
-            keep = min(len(out["mixture"]), scored - metrics.seen)
-            if keep <= 0:
-                break
-            out = {k: v[:keep] for k, v in out.items()}
-            metrics.update(out["sources"], task.estimates(out), out["mixture"])
-        scores = metrics.compute()
+        task.mask_threshold = threshold
+        scores = bss(outs, scored, task.estimates)
         tag = "binary" if threshold else "soft"
         result[f"SDR_{tag}"] = round(scores["sdr"], 2)
         result[f"SIR_{tag}"] = round(scores["sir"], 2)
@@ -159,30 +154,31 @@ def score(task: SeparationTask, val: list, scored: int) -> dict:
     return result
 
 
+def bss(outs: list[dict], scored: int, estimates: Callable[[dict], torch.Tensor]) -> dict:
+    """BSS Eval scores of ``estimates(out)`` over the first ``scored`` mixtures of ``outs``."""
+    metrics = SeparationMetrics()
+    for out in outs:
+        keep = min(len(out["mixture"]), scored - metrics.seen)
+        if keep <= 0:
+            break
+        out = {k: v[:keep] for k, v in out.items()}
+        metrics.update(out["sources"], estimates(out), out["mixture"])
+    return metrics.compute()
+
+
 def ideal(task: SeparationTask, val: list, scored: int) -> dict:
     """SDR of the ideal ratio masks ``|S_j| / sum_k |S_k|``: the ceiling of a magnitude mask."""
-    metrics = SeparationMetrics()
+
+    def estimates(out: dict) -> torch.Tensor:
+        mags = stft(out["sources"], task.spec)[0]
+        mask = mags / mags.sum(dim=1, keepdim=True).clamp_min(1e-10)
+        mag = out["mag_mix"][:, None] * mask
+        return istft(mag, out["phase_mix"][:, None], task.spec, out["mixture"].shape[-1])
+
+    task.eval()
     with torch.no_grad():
-        for batch in val:
-            keep = min(len(batch["key"]), scored - metrics.seen)
-            if len(batch["key"]) < 2 or keep <= 0:
-                continue
-            out = {k: v[:keep] for k, v in task(batch).items()}
-            mags = stft(out["sources"], task.spec)[0]
-            mask = mags / mags.sum(dim=1, keepdim=True).clamp_min(1e-10)
-            est = istft(
-                out["mag_mix"][:, None] * mask,
-                out["phase_mix"][:, None],
-                task.spec,
-                out["mixture"].shape[-1],
-            )
-            metrics.update(out["sources"], est, out["mixture"])
-    scores = metrics.compute()
-    return {
-        "SDR": round(scores["sdr"], 2),
-        "SIR": round(scores["sir"], 2),
-        "SDR_mix": round(scores["sdr_mix"], 2),
-    }
+        scores = bss([task(b) for b in val if len(b["key"]) >= 2], scored, estimates)
+    return {key: round(scores[key.lower()], 2) for key in ("SDR", "SIR", "SDR_mix")}
 
 
 def main() -> None:
@@ -241,7 +237,7 @@ def main() -> None:
             args.steps,
             args.scored,
             args.every or args.steps,
-            repair=not args.fixed_pairs,
+            redraw=not args.fixed_pairs,
         ):
             print(f"{run} step {step}: probe mAP {probe} {result}", flush=True)
     prevalence = torch.cat([b["sep_classes"] for b in val]).mean(0)
