@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def already_bound(built: tuple[int | None, ...] | None, wanted: tuple[int, ...]) -> bool:
+def already_bound(built: tuple[int | None, ...] | None, wanted: tuple[int | None, ...]) -> bool:
     """True if a head was already built for ``wanted`` widths, False if not built yet.
 
     Raises:

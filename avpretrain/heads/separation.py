@@ -27,14 +27,22 @@ concatenation of the mixture's bottleneck positions (with 2-D sin-cos positions)
 projected visual tokens, so the audio-mixture and visual representations attend to each other
 before decoding (after the ACAV-1M paper's description of its decoder); the audio positions
 are kept, residually.
+
+With ``audio_dim`` bound (the task's ``mixture_audio``), the audio encoder's patch-token grid of
+the mixture is added to every decoder level's input: projected to the level's width (1x1 conv)
+on the token grid, then resized bilinearly to the level's map. The U-Net thus starts from what
+the (pretrained) audio encoder hears in the mixture instead of learning it from the spectrogram
+alone; the token grid's frequency rows (mel) are aligned to the U-Net's (log frequency) by
+their order only, both running from low to high.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avpretrain.arguments import check_choice
@@ -91,6 +99,8 @@ class SeparationHead(nn.Module):
         visual_pool: ``mean`` (the given pooled embedding) or ``max`` (SoP: every patch token
             projected to the K channels, maximum over the patches; ``product`` only).
         visual_dim: visual embedding / token width; None until :meth:`bind`.
+        audio_dim: width of the mixture's audio tokens (None: the head reads the spectrogram
+            alone); usually bound by the task.
     """
 
     def __init__(
@@ -103,6 +113,7 @@ class SeparationHead(nn.Module):
         visual_norm: bool = True,
         visual_pool: VisualPool = "mean",
         visual_dim: int | None = None,
+        audio_dim: int | None = None,
     ) -> None:
         super().__init__()
         check_choice("conditioning", conditioning, Conditioning)
@@ -116,24 +127,30 @@ class SeparationHead(nn.Module):
         self.visual_norm, self.visual_pool = visual_norm, visual_pool
         self.unet = AudioUNet(channels, feature_channels)
         self.visual_dim: int | None = None
+        self.audio_dim: int | None = None
         if visual_dim is not None:
-            self.bind(visual_dim)
+            self.bind(visual_dim, audio_dim)
 
-    def bind(self, visual_dim: int) -> None:
-        """Build the layers that read the visual features (once; again only with equal width)."""
-        if already_bound((self.visual_dim,), (visual_dim,)):
+    def bind(self, visual_dim: int, audio_dim: int | None = None) -> None:
+        """Build the layers that read the visual (and ``audio_dim``: mixture audio) features.
+
+        Once; binding again is a no-op with equal widths and an error with others.
+        """
+        if already_bound((self.visual_dim, self.audio_dim), (visual_dim, audio_dim)):
             return
-        self.visual_dim = visual_dim
+        self.visual_dim, self.audio_dim = visual_dim, audio_dim
         if self.visual_norm:
             self.visual_bn = nn.BatchNorm1d(visual_dim, affine=False)
         chans, k = self.unet.channels, self.unet.out_channels
+        # decoder level l reads its skip concatenated with the level below (not the bottleneck)
+        widths = [c if level == len(chans) - 1 else 2 * c for level, c in enumerate(chans)]
+        if audio_dim is not None:
+            self.audio_proj = nn.ModuleList(nn.Conv2d(audio_dim, w, 1) for w in widths)
         if self.conditioning == "product":
             self.visual_proj = nn.Linear(visual_dim, k)
             self.scale = nn.Parameter(torch.ones(k))
             self.bias = nn.Parameter(torch.zeros(1))
         else:
-            # decoder level l reads its skip concatenated with the level below (not the bottleneck)
-            widths = [c if level == len(chans) - 1 else 2 * c for level, c in enumerate(chans)]
             self.films = nn.ModuleList(FiLM(visual_dim, c) for c in widths)
             self.out = nn.Conv2d(k, 1, 1)
         if self.attention_layers:
@@ -142,7 +159,11 @@ class SeparationHead(nn.Module):
             )
 
     def forward(
-        self, log_mag: Tensor, visual: Tensor, visual_tokens: Tensor | None = None
+        self,
+        log_mag: Tensor,
+        visual: Tensor,
+        visual_tokens: Tensor | None = None,
+        audio_grid: Tensor | None = None,
     ) -> Tensor:
         """Mask logits of S sources of each mixture.
 
@@ -151,6 +172,8 @@ class SeparationHead(nn.Module):
             visual: [B, S, D] embeddings of the sources to extract ([B, D]: S = 1).
             visual_tokens: [B, S, N, D] their patch tokens ([B, N, D]: S = 1), needed when
                 ``attention_layers > 0`` or ``visual_pool="max"``.
+            audio_grid: [B, audio_dim, h, w] the mixtures' audio tokens on their patch grid
+                (frequency rows low to high, time columns), needed when ``audio_dim`` is bound.
 
         Returns:
             [B, S, F, T] logits of each source's time-frequency mask.
@@ -159,6 +182,11 @@ class SeparationHead(nn.Module):
             raise RuntimeError("SeparationHead.bind(visual_dim) must be called first")
         if (self.attention_layers or self.visual_pool == "max") and visual_tokens is None:
             raise ValueError("attention_layers > 0 and visual_pool='max' need visual_tokens")
+        if (self.audio_dim is None) != (audio_grid is None):
+            raise ValueError(
+                f"the head was bound with audio_dim={self.audio_dim}: it needs audio_grid "
+                "exactly when audio_dim is set"
+            )
         if visual.dim() == 2:
             visual = visual[:, None]
             visual_tokens = None if visual_tokens is None else visual_tokens[:, None]
@@ -169,12 +197,17 @@ class SeparationHead(nn.Module):
             weights = self.channel_weights(visual, visual_tokens)  # [B, S, K]
         if self.conditioning == "product" and not self.attention_layers:
             # the U-Net never sees the visual input: run it once per mixture, not per source
-            return torch.einsum("bsk,bkft->bsft", weights, self.unet(log_mag)) + self.bias
+            maps = self.unet(log_mag, self.audio_condition(audio_grid))
+            return torch.einsum("bsk,bkft->bsft", weights, maps) + self.bias
         visual = visual.flatten(0, 1)
         tokens = None if visual_tokens is None else visual_tokens.flatten(0, 1)
+        grid = None if audio_grid is None else audio_grid.repeat_interleave(s, dim=0)
+        with_audio = self.audio_condition(grid)
         bottleneck = self.unet.depth - 1
 
         def condition(level: int, x: Tensor) -> Tensor:
+            if with_audio is not None:
+                x = with_audio(level, x)
             if self.attention_layers and level == bottleneck:
                 x = self.attention(x, tokens)
             return self.films[level](x, visual) if self.conditioning == "film" else x
@@ -185,6 +218,21 @@ class SeparationHead(nn.Module):
         else:
             logits = torch.einsum("bk,bkft->bft", weights.flatten(0, 1), maps)[:, None] + self.bias
         return logits.reshape(b, s, *logits.shape[-2:])
+
+    def audio_condition(self, grid: Tensor | None) -> Callable[[int, Tensor], Tensor] | None:
+        """The U-Net hook adding ``grid`` [B, audio_dim, h, w] to each decoder level's input.
+
+        Projected to the level's width on the token grid, then resized to the level's map.
+        None without a grid.
+        """
+        if grid is None:
+            return None
+
+        def add(level: int, x: Tensor) -> Tensor:
+            projected = self.audio_proj[level](grid)
+            return x + F.interpolate(projected, size=x.shape[-2:], mode="bilinear")
+
+        return add
 
     def channel_weights(self, visual: Tensor, visual_tokens: Tensor | None) -> Tensor:
         """The product's per-channel weights ``sigmoid(v) * scale``: [B, S, K].

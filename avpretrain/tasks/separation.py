@@ -4,12 +4,14 @@ Each batch of clips is mixed in pairs: clip i's waveform with clip i-1's (the ba
 one), each divided by the number of sources (2) as SoP does, so the mixture is their sum. Each
 clip's visual embedding (the video encoder on its frame) selects its own source: the head
 predicts a time-frequency mask on the mixture's log-frequency-warped magnitude, trained against
-binary targets with a BCE weighted by ``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the
+binary targets (or the ideal ratio mask, ``target_rule: ratio``) with a BCE weighted by
+``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the
 mask is unwarped to linear frequency, thresholded at 0.5 (or kept soft), multiplied with the
 mixture magnitude and inverted with the mixture phase; SDR / SIR / SAR are scored against the
 scaled sources as SoP's ``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with
-the mixture as every estimate for the ``SDR_mix`` baseline. The audio encoder is not used: as in
-SoP, the U-Net reads the spectrogram itself. ``mixture: own`` (synthetic world) instead separates
+the mixture as every estimate for the ``SDR_mix`` baseline. By default the audio encoder is not
+used: as in SoP, the U-Net reads the spectrogram itself (``mixture_audio: true`` adds the audio
+encoder's tokens of the mixture to the U-Net's decoder). ``mixture: own`` (synthetic world) instead separates
 one object from its own clip's mixture, the frame showing that object alone.
 """
 
@@ -20,9 +22,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import Tensor, nn
 
 from avpretrain.arguments import check_choice
+from avpretrain.data.loading.audio import BatchedFbank, FbankConfig
 from avpretrain.metrics.separation import SeparationMetrics
 from avpretrain.tasks.base import TaskModule, collect
 from avpretrain.tasks.separation_stft import (
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Mixture = Literal["pairs", "own"]
-TargetRule = Literal["half_mixture", "dominant"]
+TargetRule = Literal["half_mixture", "dominant", "ratio"]
 
 
 def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
@@ -58,19 +62,23 @@ def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
     return sources, sources.sum(dim=1)
 
 
-def binary_targets(mags: Tensor, mag_mix: Tensor, rule: TargetRule = "half_mixture") -> Tensor:
-    """Binary masks of where each source dominates.
+def mask_targets(mags: Tensor, mag_mix: Tensor, rule: TargetRule = "half_mixture") -> Tensor:
+    """Mask targets: where each source dominates, or (``ratio``) its share of the magnitude.
 
     Args:
         mags: [B, S, F, T] source magnitudes (S = 2 for ``dominant``).
         mag_mix: [B, F, T] mixture magnitude.
-        rule: ``half_mixture`` (SoP: ``mag_n > 0.5 * mag_mix``) or ``dominant``
-            (``mag_n >= mag_other``).
+        rule: ``half_mixture`` (SoP: ``mag_n > 0.5 * mag_mix``), ``dominant``
+            (``mag_n >= mag_other``) or ``ratio``: the ideal ratio mask
+            ``mag_n / sum_k mag_k`` in [0, 1], a soft target (0.5 where every source is silent).
 
     Returns:
-        [B, S, F, T] float 0/1.
+        [B, S, F, T] float, 0/1 (``half_mixture``, ``dominant``) or in [0, 1] (``ratio``).
     """
     check_choice("target rule", rule, TargetRule)
+    if rule == "ratio":
+        total = mags.sum(dim=1, keepdim=True)
+        return torch.where(total > 0, mags / total.clamp_min(1e-10), 1 / mags.shape[1])
     if rule == "half_mixture":
         return (mags > 0.5 * mag_mix[:, None]).float()
     if mags.shape[1] != 2:
@@ -91,7 +99,8 @@ class SeparationTask(TaskModule):
             ``SynthObjectTargets``, whose frame shows the object alone); the second reference is
             ``sep_rest``, the clip's other sources, estimated with the complementary mask.
         spectrogram: STFT and warp settings (SoP's by default).
-        target_rule: ``half_mixture`` (SoP) or ``dominant`` (see :func:`binary_targets`).
+        target_rule: ``half_mixture`` (SoP), ``dominant`` or ``ratio`` (the ideal ratio mask as
+            a soft BCE target, what a soft mask estimates; see :func:`mask_targets`).
         weighted_loss: weight the BCE by ``clamp(log1p(|mixture|), 1e-3, 10)`` (SoP).
         mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
             the soft mask.
@@ -102,6 +111,13 @@ class SeparationTask(TaskModule):
             ``sep_classes`` [B, oracle_classes], the multi-hot of the true classes the frame
             shows (``SeparationTargets(oracle_classes=...)``), instead of the video encoder's
             output, to tell a weak U-Net from weak visual features. None: the video.
+        mixture_audio: also give the head the audio encoder's patch tokens of the mixture
+            (its log-mel filterbank at ``mixture_fbank``'s rate, through the backbone's audio
+            encoder, frozen or trained as ``mode`` says), added to every U-Net decoder level
+            (see :class:`~avpretrain.heads.separation.SeparationHead`). Off (SoP): the U-Net
+            reads the mixture's spectrogram alone and only the video encoder is used.
+        mixture_fbank: the mixture's filterbank settings (None: the AudioSet defaults sized to
+            the audio encoder's input, as the loader's ``fbank`` usually is).
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`);
             ``inputs`` must be ``video`` (the default here).
     """
@@ -118,6 +134,8 @@ class SeparationTask(TaskModule):
         mask_threshold: float | None = 0.5,
         max_scored: int | None = None,
         oracle_classes: int | None = None,
+        mixture_audio: bool = False,
+        mixture_fbank: FbankConfig | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("inputs", "video")
@@ -132,7 +150,17 @@ class SeparationTask(TaskModule):
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
-        self.head.bind(oracle_classes or self.backbone.video_encoder.embed_dim)
+        self.mixture_fbank = None
+        audio_dim = None
+        if mixture_audio:
+            encoder = self.backbone.audio_encoder
+            if mixture_fbank is None:
+                rows, cols = encoder.grid_size[-2:]
+                height, width = encoder.patch_size
+                mixture_fbank = FbankConfig(num_mel_bins=rows * height, target_frames=cols * width)
+            self.mixture_fbank = BatchedFbank(mixture_fbank)
+            audio_dim = encoder.embed_dim
+        self.head.bind(oracle_classes or self.backbone.video_encoder.embed_dim, audio_dim)
         self.mixture, self.spec = mixture, spectrogram or SpectrogramConfig()
         self.target_rule, self.weighted_loss = target_rule, weighted_loss
         self.mask_threshold, self.max_scored = mask_threshold, max_scored
@@ -164,6 +192,22 @@ class SeparationTask(TaskModule):
             )
         return hot, hot[:, None]
 
+    def mixture_tokens(self, mixture: Tensor) -> Tensor:
+        """The audio encoder's patch tokens of ``mixture`` [B, n] on their grid: [B, D, h, w].
+
+        The mixture is resampled from the spectrogram's rate to the filterbank's, and its
+        log-mel filterbank encoded; rows are frequency (low to high), columns time.
+        """
+        assert self.mixture_fbank is not None  # mixture_audio=True builds it
+        rate = self.mixture_fbank.cfg.sample_rate
+        wave = torchaudio.functional.resample(mixture.float(), self.spec.sample_rate, rate)
+        encoder = self.backbone.audio_encoder
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            tokens = self.backbone.encode(audio=self.mixture_fbank(wave))["audio_tokens"]
+        rows, cols = encoder.grid_size[-2:]
+        patches = tokens[:, encoder.num_prefix_tokens :]
+        return patches.transpose(1, 2).reshape(len(patches), -1, rows, cols)
+
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Build the mixtures and predict the masks of the sources the frames select.
 
@@ -185,7 +229,8 @@ class SeparationTask(TaskModule):
             tokens = torch.stack([tokens, tokens.roll(1, dims=0)], dim=1)  # [B, 2, N, D]
         mag_mix, phase_mix = stft(mixture, self.spec)
         log_mag = torch.log(self._net_axis(mag_mix).clamp_min(1e-10))[:, None]
-        logits = self.head(log_mag, visual, tokens)
+        grid = None if self.mixture_fbank is None else self.mixture_tokens(mixture)
+        logits = self.head(log_mag, visual, tokens, grid)
         return {
             "logits": logits,
             "sources": sources,
@@ -198,7 +243,7 @@ class SeparationTask(TaskModule):
         mags = self._net_axis(stft(out["sources"], self.spec)[0])
         mag_mix = self._net_axis(out["mag_mix"])
         # own mixtures: only the first source is predicted
-        target = binary_targets(mags, mag_mix, self.target_rule)[:, : out["logits"].shape[1]]
+        target = mask_targets(mags, mag_mix, self.target_rule)[:, : out["logits"].shape[1]]
         weight = None
         if self.weighted_loss:
             weight = torch.log1p(mag_mix).clamp(1e-3, 10)[:, None].expand_as(target)

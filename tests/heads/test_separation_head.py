@@ -140,3 +140,60 @@ def test_max_pool_is_sops_spatial_max_of_projected_tokens():
         head(log_mag, tokens.mean(2))
     with pytest.raises(ValueError, match="product"):
         SeparationHead(channels=(4, 8), conditioning="film", visual_pool="max")
+
+
+def test_audio_grid_is_projected_resized_and_added_at_every_decoder_level():
+    torch.manual_seed(0)
+    head = SeparationHead(channels=(4, 8, 8), feature_channels=3, visual_dim=6, audio_dim=5)
+    head.eval()
+    grid = torch.randn(2, 5, 3, 7)  # [B, audio_dim, mel rows, time columns]
+    seen = []
+    for level, up in enumerate(head.unet.ups):
+        up.register_forward_pre_hook(lambda m, args, level=level: seen.append((level, args[0])))
+    plain = []
+    add = head.audio_condition(grid)
+
+    def record_then_add(level, x):
+        plain.append((level, x))
+        return add(level, x)
+
+    # each decoder level's input differs from the plain U-Net's by the projected, resized grid
+    head.unet(torch.randn(2, 1, 16, 12), record_then_add)
+    for (level, before), (_, after) in zip(plain, seen, strict=True):
+        proj = head.audio_proj[level]
+        ref = torch.nn.functional.interpolate(
+            torch.einsum("oi,bihw->bohw", proj.weight[:, :, 0, 0], grid)
+            + proj.bias[None, :, None, None],
+            size=before.shape[-2:],
+            mode="bilinear",
+        )
+        torch.testing.assert_close(after - before, ref, atol=1e-5, rtol=1e-5)
+    assert [level for level, _ in seen] == [2, 1, 0]
+
+
+@pytest.mark.parametrize(("conditioning", "attention_layers"), [("product", 0), ("film", 1)])
+def test_mixture_audio_grid_changes_the_masks_and_is_required(conditioning, attention_layers):
+    torch.manual_seed(0)
+    head = SeparationHead(
+        channels=(8, 16),
+        feature_channels=4,
+        conditioning=conditioning,
+        attention_layers=attention_layers,
+        visual_dim=12,
+        audio_dim=5,
+    ).eval()
+    log_mag, visual = torch.randn(2, 1, 12, 9), torch.randn(2, 2, 12)
+    tokens = torch.randn(2, 2, 4, 12)
+    grid = torch.randn(2, 5, 4, 6)
+    both = head(log_mag, visual, tokens, grid)
+    for j in range(2):  # the grid is the mixture's: the same for every source
+        torch.testing.assert_close(
+            both[:, j : j + 1], head(log_mag, visual[:, j], tokens[:, j], grid)
+        )
+    assert (both - head(log_mag, visual, tokens, torch.randn(2, 5, 4, 6))).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="audio_grid"):
+        head(log_mag, visual, tokens)
+    with pytest.raises(ValueError, match="audio_grid"):
+        SeparationHead(channels=(4,), visual_dim=12)(log_mag, visual[:, 0], None, grid)
+    with pytest.raises(ValueError, match="widths"):
+        head.bind(12, 7)

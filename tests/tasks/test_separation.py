@@ -12,11 +12,12 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from avpretrain.data.loading.audio import fbank
 from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.heads.separation import SeparationHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.separation import bss_metrics
-from avpretrain.tasks.separation import SeparationTask, binary_targets, mix_pairs
+from avpretrain.tasks.separation import SeparationTask, mask_targets, mix_pairs
 from avpretrain.tasks.separation_stft import (
     SpectrogramConfig,
     istft,
@@ -93,13 +94,13 @@ def test_oracle_binary_mask_separates_far_above_the_mixture():
     mix = sources.sum(0)
     mag_mix, phase_mix = stft(mix, cfg)
     mags = stft(sources, cfg)[0]
-    mask = binary_targets(mags[None], mag_mix[None])[0]  # [2, F, T] on the linear axis
+    mask = mask_targets(mags[None], mag_mix[None])[0]  # [2, F, T] on the linear axis
     ests = istft(mag_mix * mask, phase_mix, cfg, mix.shape[-1])
     score = bss_metrics(sources, ests, mix)
     assert score["sdr"] > 15 and score["sdr"] > score["sdr_mix"] + 12
     # the task's route: masks on the warped axis, unwarped and thresholded
     task = SeparationTask(SeparationHead(channels=(4,), feature_channels=2), backbone=BACKBONE)
-    warped = binary_targets(warp_frequency(mags, 256)[None], warp_frequency(mag_mix, 256)[None])
+    warped = mask_targets(warp_frequency(mags, 256)[None], warp_frequency(mag_mix, 256)[None])
     out = {"logits": (warped * 2 - 1) * 20, "mag_mix": mag_mix[None], "phase_mix": phase_mix[None]}
     task_score = bss_metrics(sources, task.estimates({**out, "mixture": mix[None]})[0])
     assert task_score["sdr"] > score["sdr_mix"] + 8
@@ -114,9 +115,9 @@ def test_mix_pairs_and_target_rules():
         mix_pairs(wave[:1])
     mags = torch.tensor([[[[3.0, 1.0, 2.0]], [[1.0, 1.0, 2.1]]]])  # [1, 2, 1, 3]
     mag_mix = torch.tensor([[[3.0, 2.5, 4.0]]])
-    half = binary_targets(mags, mag_mix)
+    half = mask_targets(mags, mag_mix)
     torch.testing.assert_close(half[0, :, 0], torch.tensor([[1.0, 0, 0], [0, 0, 1]]))
-    dom = binary_targets(mags, mag_mix, "dominant")
+    dom = mask_targets(mags, mag_mix, "dominant")
     torch.testing.assert_close(dom[0, :, 0], torch.tensor([[1.0, 1, 0], [0, 1, 1]]))
 
 
@@ -294,3 +295,38 @@ def test_oracle_conditioning_reads_the_classes_not_the_video():
     assert (out - other).abs().max() > 1e-3  # the classes are
     with pytest.raises(ValueError, match="sep_classes"):
         task({"sep_wave": wave, "video": batch["video"]})
+
+
+def test_ratio_targets_are_each_sources_share():
+    mags = torch.tensor([[[[3.0, 0.0, 2.0]], [[1.0, 0.0, 6.0]]]])  # [1, 2, 1, 3]
+    ratio = mask_targets(mags, mags.sum(1), "ratio")
+    # 3 / (3 + 1), silent bin split evenly, 2 / (2 + 6)
+    torch.testing.assert_close(ratio[0, :, 0], torch.tensor([[0.75, 0.5, 0.25], [0.25, 0.5, 0.75]]))
+
+
+def test_mixture_audio_feeds_the_audio_encoders_tokens_of_the_mixture(tmp_path):
+    """The grid is the audio encoder on the mixture's kaldi fbank (torchaudio, per clip)."""
+    torch.manual_seed(0)
+    encoders = tiny_encoders(tmp_path / "enc.pt")
+    head = SeparationHead(channels=[8, 16], feature_channels=4)
+    task = SeparationTask(head=head, encoders=str(encoders), backbone=BACKBONE, mixture_audio=True)
+    task.eval()
+    assert head.audio_dim == task.backbone.audio_encoder.embed_dim
+    assert task.mixture_fbank.cfg.num_mel_bins == 128  # the encoder's input: BACKBONE's 128 x 192
+    assert task.mixture_fbank.cfg.target_frames == 192
+    mixture = torch.randn(2, 22050) * 0.1  # 2 s at 11025 Hz
+    with torch.no_grad():
+        grid = task.mixture_tokens(mixture)
+        wave = torchaudio.functional.resample(mixture, 11025, 16000)
+        feats = torch.stack([fbank(w, task.mixture_fbank.cfg) for w in wave])  # [2, 1, 128, 192]
+        tokens = task.backbone.audio_encoder.forward_features(feats)[:, 1:]  # class token out
+    rows, cols = task.backbone.audio_encoder.grid_size
+    assert grid.shape == (2, tokens.shape[-1], rows, cols)
+    # row r, column c of the grid is patch r * cols + c (frequency-major patch order)
+    torch.testing.assert_close(grid[:, :, 1, 2], tokens[:, 1 * cols + 2], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(grid.flatten(2).transpose(1, 2), tokens, atol=1e-3, rtol=1e-3)
+    batch = {"sep_wave": mixture, "video": torch.randn(2, 3, 32, 32)}
+    with torch.no_grad():
+        out = task(batch)["logits"]
+        torch.nn.init.normal_(task.backbone.audio_encoder.patch_embed.proj.weight)
+        assert (task(batch)["logits"] - out).abs().max() > 1e-4  # the audio encoder is read
