@@ -242,7 +242,7 @@ def _run(argv: list[str] | None) -> int:
     left = args.minutes * 60 - (time.perf_counter() - start) - EVAL_RESERVE_SECONDS
     _set_max_time(cli.trainer, left)
     print(
-        f"[demo] pretraining the tiny AV-MAE (seed {args.seed}) for {left / 60:.1f} min, "
+        f"[demo] pretraining {args.recipe} (seed {args.seed}) for {left / 60:.1f} min, "
         f"the budget's rest (config: {config_path})"
     )
     t0 = time.perf_counter()

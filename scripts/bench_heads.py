@@ -167,9 +167,12 @@ def mean_std(values: list[float]) -> str:
 
 def verdict(pre: list[float], rand: list[float], level: float | None) -> str:
     """Whether the pretrained mean beats the random mean by more than the larger standard
-    deviation and beats the chance / baseline level (``"yes"`` / ``"no"``)."""
+    deviation and beats the chance / baseline level (``"yes"`` / ``"no"``); ``"n/a"`` with a
+    single seed, whose spread is unknown (a one-run gap of any size is no evidence)."""
     p, r = np.asarray(pre), np.asarray(rand)
-    spread = max(p.std(ddof=1), r.std(ddof=1)) if len(p) > 1 else 0.0
+    if min(len(p), len(r)) < 2:
+        return "n/a"
+    spread = max(p.std(ddof=1), r.std(ddof=1))
     above = level is None or p.mean() > level
     return "yes" if p.mean() - r.mean() > spread and above else "no"
 
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
             print(table_row(rows[-1]), flush=True)
     print(
         f"\n{args.seeds} seeds per cell, mean ± std; 'beats' = the pretrained mean exceeds the "
-        "random mean by more than the larger std and exceeds chance / the baseline"
+        "random mean by more than the larger std and exceeds chance / the baseline (n/a: one "
+        "seed, no spread)"
     )
     print("\n| task | metric | pretrained | random | chance / baseline | beats |")
     print("|---|---|---|---|---|---|")

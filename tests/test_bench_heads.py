@@ -32,6 +32,7 @@ def test_verdict_needs_a_margin_beyond_the_spread_and_the_level(bench):
     assert bench.verdict(pre, rand, None) == "yes"
     assert bench.verdict(pre, rand, 0.65) == "no"  # below the chance / baseline level
     assert bench.verdict([0.2, 0.5, 0.8], rand, None) == "no"  # margin 0.2 < the larger std 0.3
+    assert bench.verdict([0.9], [0.1], None) == "n/a"  # one seed: no spread, no verdict
     assert bench.mean_std(pre) == "0.600 ± 0.100"
     row = bench.table_row(("classification", "val/acc", pre, rand, 0.125))
     assert row == "| classification | val/acc | 0.600 ± 0.100 | 0.300 ± 0.100 | 0.125 | yes |"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,11 @@ def _env() -> dict[str, str]:
 
 
 def test_fit_lowers_loss_and_logs_to_wandb_offline(tiny_world, tmp_path):
-    cfg = write_recipe(tiny_recipe(tiny_world, tmp_path / "run", max_steps=30), tmp_path / "c.yaml")
+    recipe = tiny_recipe(tiny_world, tmp_path / "run", max_steps=30)
+    for callback in recipe["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("ModelCheckpoint"):
+            callback["init_args"]["every_n_train_steps"] = 5  # 6 saves; the recipe keeps 3
+    cfg = write_recipe(recipe, tmp_path / "c.yaml")
     cli = run_lightning_cli(["fit", "--config", str(cfg)])
     assert cli.trainer.global_step == 30
     cli.trainer.logger.experiment.finish()  # flush the offline run to disk
@@ -42,7 +47,9 @@ def test_fit_lowers_loss_and_logs_to_wandb_offline(tiny_world, tmp_path):
         assert key in logged
     shares = [row["perf/data_wait_share"] for row in history if "perf/data_wait_share" in row]
     assert all(0.0 <= s <= 1.0 for s in shares)
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    names = [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()]
+    steps = sorted(int(re.search(r"step=(\d+)", n).group(1)) for n in names if n != "last.ckpt")
+    assert "last.ckpt" in names and steps == [20, 25, 30], names  # the 3 newest of 6
     assert list((tmp_path / "run").glob("**/reconstructions/step*.png"))
 
 
