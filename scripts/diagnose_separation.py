@@ -38,6 +38,7 @@ from avpretrain.tasks.backbone import layer_decay_groups
 from avpretrain.tasks.separation import SeparationTask
 from avpretrain.tasks.separation_stft import istft, stft
 from avpretrain.training.param_groups import param_groups
+from avpretrain.training.schedule import warmup_cosine
 
 
 def build(cfg: dict, key: str) -> object:
@@ -103,19 +104,24 @@ def separation(
     scored: int,
     every: int,
     redraw: bool = True,
+    cosine: bool = False,
 ) -> list[tuple[int, dict]]:
     """Train the head for ``steps`` steps on ``train``, scoring ``val`` every ``every``.
 
     With ``redraw`` each step draws a random batch from all cached clips, so the mixed pairs
     change from step to step as a shuffling loader's do; otherwise the cached batches are cycled
     (the same fixed pairs every epoch, which the head can memorise). The task's optimiser
-    groups without its schedule: the head at ``lr``, trainable backbone layers (``mode:
-    partial`` / ``finetune``) at ``lr * layer_decay ** depth``.
+    groups: the head at ``lr``, trainable backbone layers (``mode: partial`` / ``finetune``) at
+    ``lr * layer_decay ** depth``; a constant rate, or with ``cosine`` the task's schedule
+    (warmup, then cosine decay to 0) over ``steps``, as a fit of exactly ``steps`` steps has.
     """
     hp = task.hparams
     groups = param_groups(task.head, hp.weight_decay)
     groups += layer_decay_groups(task.backbone, hp.lr, hp.weight_decay, hp.layer_decay)
     opt = torch.optim.AdamW(groups, lr=hp.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_cosine(step, hp.warmup_steps, steps) if cosine else 1.0
+    )
     clips, size = pool(train), len(train[0]["key"])
     curve = []
     for step in range(1, steps + 1):
@@ -128,6 +134,7 @@ def separation(
         loss = task._loss(task(batch))
         loss.backward()
         opt.step()
+        schedule.step()
         if step % every == 0 or step == steps:
             result = score(task, val, scored) | {"loss": round(float(loss.detach()), 4)}
             print(f"step {step}: {result}", flush=True)
@@ -198,6 +205,9 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", default=["oracle", "pretrained", "random"])
     p.add_argument("--no-probe", action="store_true")
     p.add_argument(
+        "--cosine", action="store_true", help="the task's warmup + cosine schedule over --steps"
+    )
+    p.add_argument(
         "--fixed-pairs",
         action="store_true",
         help="cycle the cached batches (fixed mixtures) instead of drawing a batch per step",
@@ -238,6 +248,7 @@ def main() -> None:
             args.scored,
             args.every or args.steps,
             redraw=not args.fixed_pairs,
+            cosine=args.cosine,
         ):
             print(f"{run} step {step}: probe mAP {probe} {result}", flush=True)
     prevalence = torch.cat([b["sep_classes"] for b in val]).mean(0)
