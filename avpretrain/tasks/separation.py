@@ -5,14 +5,14 @@ one), each divided by the number of sources (2) as SoP does, so the mixture is t
 clip's visual embedding (the video encoder on its frame) selects its own source: the head
 predicts a time-frequency mask on the mixture's log-frequency-warped magnitude, trained against
 binary targets (or the ideal ratio mask, ``target_rule: ratio``) with a BCE weighted by
-``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the
-mask is unwarped to linear frequency, thresholded at 0.5 (or kept soft), multiplied with the
-mixture magnitude and inverted with the mixture phase; SDR / SIR / SAR are scored against the
-scaled sources as SoP's ``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with
-the mixture as every estimate for the ``SDR_mix`` baseline. By default the audio encoder is not
-used: as in SoP, the U-Net reads the spectrogram itself (``mixture_audio: true`` adds the audio
-encoder's tokens of the mixture to the U-Net's decoder). ``mixture: own`` (synthetic world) instead separates
-one object from its own clip's mixture, the frame showing that object alone.
+``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the mask is unwarped to linear frequency,
+thresholded at 0.5 (or kept soft), multiplied with the mixture magnitude and inverted with the
+mixture phase; SDR / SIR / SAR are scored against the scaled sources as SoP's
+``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with the mixture as every
+estimate for the ``SDR_mix`` baseline. By default the audio encoder is not used: as in SoP, the
+U-Net reads the spectrogram itself (``mixture_audio: true`` adds the audio encoder's tokens of
+the mixture to the U-Net's decoder). ``mixture: own`` (synthetic world) instead separates one
+object from its own clip's mixture, the frame showing that object alone.
 """
 
 from __future__ import annotations
@@ -150,6 +150,8 @@ class SeparationTask(TaskModule):
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
+        if mixture_fbank is not None and not mixture_audio:
+            raise ValueError("mixture_fbank is read only with mixture_audio: true")
         self.mixture_fbank = None
         audio_dim = None
         if mixture_audio:

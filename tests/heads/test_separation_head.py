@@ -157,7 +157,7 @@ def test_audio_grid_is_projected_resized_and_added_at_every_decoder_level():
         plain.append((level, x))
         return add(level, x)
 
-    # each decoder level's input differs from the plain U-Net's by the projected, resized grid
+    # what reaches each decoder level is its input plus the projected grid, resized to its map
     head.unet(torch.randn(2, 1, 16, 12), record_then_add)
     for (level, before), (_, after) in zip(plain, seen, strict=True):
         proj = head.audio_proj[level]

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from avpretrain.data.loading.audio import fbank
+from avpretrain.data.loading.audio import FbankConfig, fbank
 from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.heads.separation import SeparationHead
 from avpretrain.lightning_cli import run_lightning_cli
@@ -330,3 +330,5 @@ def test_mixture_audio_feeds_the_audio_encoders_tokens_of_the_mixture(tmp_path):
         out = task(batch)["logits"]
         torch.nn.init.normal_(task.backbone.audio_encoder.patch_embed.proj.weight)
         assert (task(batch)["logits"] - out).abs().max() > 1e-4  # the audio encoder is read
+    with pytest.raises(ValueError, match="mixture_audio"):
+        SeparationTask(head=SeparationHead(), backbone=BACKBONE, mixture_fbank=FbankConfig())
