@@ -64,16 +64,22 @@ def test_product_is_sops_linear_synthesizer():
     torch.testing.assert_close(head(log_mag, visual)[0, 0], expected + head.bias)
 
 
-@pytest.mark.parametrize(("conditioning", "attention_layers"), [("product", 0), ("film", 1)])
-def test_several_sources_equal_one_call_per_source(conditioning, attention_layers):
+def _small_head(conditioning, attention_layers, audio_dim=None):
+    """A 2-level head on 12-wide visual features, seeded, in eval mode."""
     torch.manual_seed(0)
-    head = SeparationHead(
+    return SeparationHead(
         channels=(8, 16),
         feature_channels=4,
         conditioning=conditioning,
         attention_layers=attention_layers,
         visual_dim=12,
+        audio_dim=audio_dim,
     ).eval()
+
+
+@pytest.mark.parametrize(("conditioning", "attention_layers"), [("product", 0), ("film", 1)])
+def test_several_sources_equal_one_call_per_source(conditioning, attention_layers):
+    head = _small_head(conditioning, attention_layers)
     log_mag, visual, tokens = (
         torch.randn(2, 1, 12, 9),
         torch.randn(2, 3, 12),
@@ -173,15 +179,7 @@ def test_audio_grid_is_projected_resized_and_added_at_every_decoder_level():
 
 @pytest.mark.parametrize(("conditioning", "attention_layers"), [("product", 0), ("film", 1)])
 def test_mixture_audio_grid_changes_the_masks_and_is_required(conditioning, attention_layers):
-    torch.manual_seed(0)
-    head = SeparationHead(
-        channels=(8, 16),
-        feature_channels=4,
-        conditioning=conditioning,
-        attention_layers=attention_layers,
-        visual_dim=12,
-        audio_dim=5,
-    ).eval()
+    head = _small_head(conditioning, attention_layers, audio_dim=5)
     log_mag, visual = torch.randn(2, 1, 12, 9), torch.randn(2, 2, 12)
     tokens = torch.randn(2, 2, 4, 12)
     grid = torch.randn(2, 5, 4, 6)
