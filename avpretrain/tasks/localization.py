@@ -14,6 +14,11 @@ ground truth is empty (no sounding object in view: ``has_gt`` false) are non-sou
 too, and are left out of cIoU and AUC, which EZ-VSL computes over annotated clips only. A
 mismatched audio can still name a class visible in the image (more so in a small world); the
 pair is counted as non-sounding regardless, as in SLAVC.
+
+Beside the head's maps, ``zero_shot`` scores the backbone's own maps, untouched by the head: the
+cosine of the audio embedding with each visual patch token (``zs_cIoU``, ``zs_AUC``,
+``zs_mean_cIoU``, EZ-VSL's figures), which tells what pretraining aligned between sounds and
+image regions before any head was trained (as retrieval's ``zs_*``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from avpretrain.heads.localization import LocalizationHead, mil_contrastive_loss, pair_maps
@@ -43,20 +49,32 @@ class LocalizationTask(TaskModule):
     Args:
         head: e.g. ``avpretrain.heads.localization.LocalizationHead``; widths bound here.
         tau: temperature of the MIL logits and of SLAVC's fixed map normalisation (0.03).
+        zero_shot: also score the backbone's own maps (``zs_*``, see the module docstring);
+            None: when the visual and audio widths match.
         **kwargs: the common frame's arguments (:class:`~avpretrain.tasks.base.TaskModule`).
     """
 
     head: LocalizationHead  # the interface this task calls (bind, forward, ...)
 
-    def __init__(self, head: nn.Module, tau: float = 0.03, **kwargs: Any) -> None:
+    def __init__(
+        self, head: nn.Module, tau: float = 0.03, zero_shot: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(head=head, **kwargs)
         if self.hparams.inputs != "av":
             raise ValueError("localization matches audio to image regions: inputs must be 'av'")
         if tau <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
-        self.head.bind(self.backbone.video_encoder.embed_dim, self.backbone.audio_encoder.embed_dim)
+        widths = (self.backbone.video_encoder.embed_dim, self.backbone.audio_encoder.embed_dim)
+        self.head.bind(*widths)
+        if zero_shot and widths[0] != widths[1]:
+            raise ValueError(
+                f"zero_shot compares visual tokens and audio embeddings by cosine: their widths "
+                f"{widths} differ (leave zero_shot unset or false)"
+            )
+        self.zero_shot = widths[0] == widths[1] if zero_shot is None else zero_shot
         self.tau = tau
         self.ez_vsl = LocalizationMetrics()  # the clips with a sounding object in view
+        self.backbone_maps = LocalizationMetrics()  # zero_shot: the encoders' own cosine maps
         self.slavc = SLAVCMetrics(tau=tau)  # every clip and non-sounding pair
         self._warned_single = False
 
@@ -73,9 +91,14 @@ class LocalizationTask(TaskModule):
         grid = cast("tuple[int, int]", encoder.grid_for(video))  # one frame: (rows, cols)
         return tokens, grid, audio
 
-    def features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised visual maps [B, C, h, w] and audio features [B, C] of a batch."""
-        tokens, grid, audio = self._encode(batch)
+    def features(
+        self, batch: dict[str, Any], encoded: tuple[torch.Tensor, Any, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised visual maps [B, C, h, w] and audio features [B, C] of a batch.
+
+        ``encoded``: the batch's :meth:`_encode` output, when already computed.
+        """
+        tokens, grid, audio = encoded or self._encode(batch)
         return self.head.visual(tokens, grid), self.head.audio(audio)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -94,7 +117,8 @@ class LocalizationTask(TaskModule):
                 f"{stage} batches need gt_map and has_gt: set the data module's targets to a "
                 f"function of avpretrain.tasks.targets.localization (got keys {sorted(batch)})"
             )
-        maps = pair_maps(*self.features(batch))  # [B, B, h, w]: image n, audio m
+        encoded = self._encode(batch) if self.zero_shot else None
+        maps = pair_maps(*self.features(batch, encoded))  # [B, B, h, w]: image n, audio m
         b = maps.shape[0]
         self.log(f"{stage}/loss", mil_contrastive_loss(maps, self.tau), batch_size=b)
         maps = maps.detach().float()
@@ -102,6 +126,14 @@ class LocalizationTask(TaskModule):
         own = maps.diagonal().permute(2, 0, 1)  # [B, h, w]: each image with its own audio
         self.ez_vsl.update(own[has_gt], gt[has_gt])
         self.slavc.update(own / self.tau, gt, has_gt)
+        if encoded is not None:
+            tokens, grid, audio = encoded
+            cosine = torch.einsum(
+                "bnd,bd->bn",
+                F.normalize(tokens.float(), dim=-1),
+                F.normalize(audio.float(), dim=-1),
+            )
+            self.backbone_maps.update(cosine.reshape(b, *grid)[has_gt].detach(), gt[has_gt])
         if b >= 2:  # image i with the audio of clip i + 1, with an empty ground truth
             shifted = maps[torch.arange(b), torch.arange(1, b + 1) % b]
             self.slavc.update(shifted / self.tau, torch.zeros_like(gt), torch.zeros_like(has_gt))
@@ -122,12 +154,16 @@ class LocalizationTask(TaskModule):
 
         ``cIoU``, ``AUC``, ``mean_cIoU`` (EZ-VSL, over the clips with ground truth; absent if
         none has), ``slavc_precision``, ``slavc_AP``, ``slavc_F1`` (SLAVC, every clip and pair,
-        IoU 0.5) and ``num_pairs`` (clips + non-sounding pairs).
+        IoU 0.5), ``num_pairs`` (clips + non-sounding pairs) and with ``zero_shot``
+        ``zs_cIoU``, ``zs_AUC``, ``zs_mean_cIoU`` (the backbone's own maps).
         """
         ez, slavc = collect(self.ez_vsl), collect(self.slavc)
+        zs = collect(self.backbone_maps)
+        zs.pop("count", None)
         if not slavc:
             return {}
         if not ez.pop("count", 0.0):
             logger.warning("localization: no %s clip has a sounding object in view", stage)
         scores = {**ez, **{f"slavc_{name}": slavc[name] for name in ("precision", "AP", "F1")}}
+        scores.update({f"zs_{name}": value for name, value in zs.items()})
         return {**scores, "num_pairs": slavc["count"]}

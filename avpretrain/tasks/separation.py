@@ -5,7 +5,8 @@ one), each divided by the number of sources (2) as SoP does, so the mixture is t
 clip's visual embedding (the video encoder on its frame) selects its own source: the head
 predicts a time-frequency mask on the mixture's log-frequency-warped magnitude, trained against
 binary targets (or the ideal ratio mask, ``target_rule: ratio``) with a BCE weighted by
-``clamp(log1p(|mixture|), 1e-3, 10)``. At evaluation the mask is unwarped to linear frequency,
+``clamp(log1p(|mixture|), 1e-3, 10)``, or (``mask_loss: psa``) with the squared error of the
+masked mixture's spectrum against the source's, the phase-sensitive approximation. At evaluation the mask is unwarped to linear frequency,
 thresholded at 0.5 (or kept soft), multiplied with the mixture magnitude and inverted with the
 mixture phase; SDR / SIR / SAR are scored against the scaled sources as SoP's
 ``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with the mixture as every
@@ -33,6 +34,7 @@ from avpretrain.tasks.separation_stft import (
     SpectrogramConfig,
     istft,
     stft,
+    stft_complex,
     unwarp_frequency,
     warp_frequency,
 )
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Mixture = Literal["pairs", "own"]
 TargetRule = Literal["half_mixture", "dominant", "ratio"]
+MaskLoss = Literal["bce", "psa"]
 
 
 def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
@@ -86,6 +89,32 @@ def mask_targets(mags: Tensor, mag_mix: Tensor, rule: TargetRule = "half_mixture
     return (mags >= mags.flip(1)).float()
 
 
+def psa_loss(mask: Tensor, sources: Tensor, mixture: Tensor) -> Tensor:
+    """Phase-sensitive spectrum approximation (Erdogan et al., ICASSP 2015), truncated.
+
+    The squared error of each estimate ``mask * |X|`` (with the mixture's phase, as inference
+    uses it) against the part of the source in the mixture's phase, ``|S| cos(angle S -
+    angle X)`` clipped to ``[0, |X|]``: for masks in [0, 1] this is the complex spectral error
+    ``|mask X - S|^2`` less a term the mask cannot change, so the loss weighs each bin by the
+    energy the SDR of the estimate counts. Normalised by each mixture's energy, so loud and quiet
+    mixtures weigh alike as they do in the mean SDR.
+
+    Args:
+        mask: [B, S, F, T] masks in [0, 1] on the linear frequency axis.
+        sources: [B, S, F, T] complex STFT of the sources.
+        mixture: [B, F, T] complex STFT of the mixture.
+
+    Returns:
+        scalar: the mean over mixtures of ``sum (mask |X| - target)^2 / (S sum |X|^2)``.
+    """
+    mag_mix = mixture.abs()[:, None]
+    cos = torch.cos(sources.angle() - mixture.angle()[:, None])
+    target = torch.minimum((sources.abs() * cos).clamp_min(0), mag_mix)
+    error = (mask * mag_mix - target).square().sum(dim=(1, 2, 3))
+    energy = mag_mix.square().sum(dim=(1, 2, 3)) * mask.shape[1]
+    return (error / energy.clamp_min(1e-8)).mean()
+
+
 class SeparationTask(TaskModule):
     """Mix-and-separate training of a visually conditioned mask predictor.
 
@@ -102,6 +131,10 @@ class SeparationTask(TaskModule):
         target_rule: ``half_mixture`` (SoP), ``dominant`` or ``ratio`` (the ideal ratio mask as
             a soft BCE target, what a soft mask estimates; see :func:`mask_targets`).
         weighted_loss: weight the BCE by ``clamp(log1p(|mixture|), 1e-3, 10)`` (SoP).
+        mask_loss: ``bce`` (SoP: the BCE against ``target_rule``'s masks) or ``psa``: the
+            masked mixture's spectral error against the source's (:func:`psa_loss`; the mask
+            unwarped to linear frequency first, as at inference; ``target_rule`` and
+            ``weighted_loss`` then unused).
         mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
             the soft mask.
         max_scored: score at most this many mixtures per evaluation epoch and rank, the first
@@ -131,6 +164,7 @@ class SeparationTask(TaskModule):
         spectrogram: SpectrogramConfig | None = None,
         target_rule: TargetRule = "half_mixture",
         weighted_loss: bool = True,
+        mask_loss: MaskLoss = "bce",
         mask_threshold: float | None = 0.5,
         max_scored: int | None = None,
         oracle_classes: int | None = None,
@@ -147,6 +181,7 @@ class SeparationTask(TaskModule):
             )
         check_choice("mixture", mixture, Mixture)
         check_choice("target_rule", target_rule, TargetRule)
+        check_choice("mask_loss", mask_loss, MaskLoss)
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
@@ -165,6 +200,7 @@ class SeparationTask(TaskModule):
         self.head.bind(oracle_classes or self.backbone.video_encoder.embed_dim, audio_dim)
         self.mixture, self.spec = mixture, spectrogram or SpectrogramConfig()
         self.target_rule, self.weighted_loss = target_rule, weighted_loss
+        self.mask_loss = mask_loss
         self.mask_threshold, self.max_scored = mask_threshold, max_scored
         self.metrics = SeparationMetrics()
 
@@ -242,6 +278,11 @@ class SeparationTask(TaskModule):
         }
 
     def _loss(self, out: dict[str, Tensor]) -> Tensor:
+        if self.mask_loss == "psa":
+            mask = self._linear_mask(out["logits"])
+            sources = stft_complex(out["sources"][:, : mask.shape[1]], self.spec)
+            mixture = stft_complex(out["mixture"], self.spec)
+            return psa_loss(mask, sources, mixture)
         mags = self._net_axis(stft(out["sources"], self.spec)[0])
         mag_mix = self._net_axis(out["mag_mix"])
         # own mixtures: only the first source is predicted
@@ -251,11 +292,14 @@ class SeparationTask(TaskModule):
             weight = torch.log1p(mag_mix).clamp(1e-3, 10)[:, None].expand_as(target)
         return F.binary_cross_entropy_with_logits(out["logits"].float(), target, weight=weight)
 
+    def _linear_mask(self, logits: Tensor) -> Tensor:
+        """Soft masks [B, S, F, T] on the linear frequency axis from the head's logits."""
+        mask = torch.sigmoid(logits.float())
+        return unwarp_frequency(mask, self.spec.freq_bins) if self.spec.log_freq else mask
+
     def estimates(self, out: dict[str, Tensor]) -> Tensor:
         """Separated waveforms [B, 2, n] from :meth:`forward`'s output (SoP's inference)."""
-        mask = torch.sigmoid(out["logits"].float())
-        if self.spec.log_freq:
-            mask = unwarp_frequency(mask, self.spec.freq_bins)
+        mask = self._linear_mask(out["logits"])
         if self.mask_threshold is not None:
             mask = (mask > self.mask_threshold).float()
         if mask.shape[1] == 1:  # own mixtures: the rest gets the complementary mask

@@ -52,15 +52,15 @@ def _window(cfg: SpectrogramConfig, like: Tensor) -> Tensor:
     return torch.hann_window(cfg.n_fft, device=like.device, dtype=torch.float32)
 
 
-def stft(waveform: Tensor, cfg: SpectrogramConfig) -> tuple[Tensor, Tensor]:
-    """Magnitude and phase of waveforms, always in float32 (also under autocast).
+def stft_complex(waveform: Tensor, cfg: SpectrogramConfig) -> Tensor:
+    """Complex STFT of waveforms, always in float32 (also under autocast).
 
     Args:
         waveform: [..., samples].
         cfg: STFT settings.
 
     Returns:
-        ``(magnitude, phase)``, each [..., freq_bins, frames].
+        [..., freq_bins, frames] complex64.
     """
     lead = waveform.shape[:-1]
     with torch.autocast(waveform.device.type, enabled=False):
@@ -73,7 +73,12 @@ def stft(waveform: Tensor, cfg: SpectrogramConfig) -> tuple[Tensor, Tensor]:
             center=True,
             return_complex=True,
         )
-    spec = spec.reshape(*lead, *spec.shape[-2:])
+    return spec.reshape(*lead, *spec.shape[-2:])
+
+
+def stft(waveform: Tensor, cfg: SpectrogramConfig) -> tuple[Tensor, Tensor]:
+    """Magnitude and phase of waveforms (:func:`stft_complex`): each [..., freq_bins, frames]."""
+    spec = stft_complex(waveform, cfg)
     return spec.abs(), spec.angle()
 
 

@@ -172,14 +172,14 @@ def test_evaluation_scores_an_oracle_map_and_the_non_sounding_pairs():
     Features on an 8 x 8 grid: image k is +e_k on its half and -e_k elsewhere (clip 2: +e_2
     everywhere), audio k is e_k; the shifted pairs (image i, audio i + 1) are orthogonal: maps 0.
     """
-    task = LocalizationTask(LocalizationHead(8), backbone=BACKBONE)
+    task = LocalizationTask(LocalizationHead(8), backbone=BACKBONE, zero_shot=False)
     task.log = lambda *args, **kwargs: None  # no trainer here
     e = torch.eye(3)
     sign = torch.ones(3, 8, 8)
     sign[0, :, 4:] = -1  # clip 0: source on the left
     sign[1, :, :4] = -1  # clip 1: source on the right
     visual = e[:, :, None, None] * sign[:, None]  # [3, C=3, 8, 8]
-    task.features = lambda batch: (visual, e)
+    task.features = lambda batch, encoded=None: (visual, e)
     gt = torch.zeros(3, 32, 32)
     gt[0, :, :16] = 1
     gt[1, :, 16:] = 1
@@ -201,6 +201,42 @@ def test_evaluation_scores_an_oracle_map_and_the_non_sounding_pairs():
     assert conf[3:].tolist() == [0.5, 0.5, 0.5]
     assert conf[2] == pytest.approx(1.0) and conf[:2].min() > conf[2]
     assert scores["slavc_F1"] == pytest.approx(1.0)
+
+
+def test_zero_shot_scores_the_backbones_own_maps_not_the_heads():
+    """Backbone tokens point at the audio on the sounding half; the head's maps are its own."""
+    torch.manual_seed(0)
+    task = LocalizationTask(LocalizationHead(8), backbone=BACKBONE)
+    assert task.zero_shot  # BACKBONE's visual and audio widths match
+    task.log = lambda *args, **kwargs: None
+    width = task.backbone.video_encoder.embed_dim
+    audio = torch.randn(2, width)
+    tokens = -audio[:, None].repeat(1, 16, 1)  # 4 x 4 grid, opposite to the audio ...
+    tokens.view(2, 4, 4, width)[0, :, :2] *= -1  # ... except clip 0's left half
+    tokens.view(2, 4, 4, width)[1, :, 2:] *= -1  # and clip 1's right half
+    task._encode = lambda batch: (tokens, (4, 4), audio)
+    gt = torch.zeros(2, 32, 32)
+    gt[0, :, :16] = 1
+    gt[1, :, 16:] = 1
+    batch = {"key": ["a", "b"], "gt_map": gt, "has_gt": torch.tensor([True, True])}
+    task._eval_step(batch, "val")
+    scores = task.epoch_scores("val")
+    assert scores["zs_cIoU"] == 1.0 and scores["zs_mean_cIoU"] == pytest.approx(1.0)
+    assert scores["mean_cIoU"] < 0.9  # the untrained head's random projections do not
+
+
+def test_tied_init_starts_from_the_backbones_cosine_maps():
+    torch.manual_seed(0)
+    tokens, audio = torch.randn(3, 4, 6), torch.randn(3, 6)
+    want = F.cosine_similarity(tokens, audio[:, None], dim=-1).reshape(3, 2, 2)
+    tied = LocalizationHead(dim=6, in_dim=6, audio_dim=6, tied_init=True)
+    torch.testing.assert_close(tied(tokens, (2, 2), audio), want)  # W orthogonal: cosines kept
+    untied = LocalizationHead(dim=6, in_dim=6, audio_dim=6)
+    assert (untied(tokens, (2, 2), audio) - want).abs().max() > 0.1
+    with pytest.raises(ValueError, match="tied_init"):
+        LocalizationHead(dim=6, in_dim=6, audio_dim=5, tied_init=True)
+    with pytest.raises(ValueError, match="tied_init"):
+        LocalizationHead(dim=8, in_dim=6, audio_dim=6, tied_init=True)
 
 
 @pytest.mark.parametrize(

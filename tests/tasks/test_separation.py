@@ -17,7 +17,7 @@ from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.heads.separation import SeparationHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.separation import bss_metrics
-from avpretrain.tasks.separation import SeparationTask, mask_targets, mix_pairs
+from avpretrain.tasks.separation import SeparationTask, mask_targets, mix_pairs, psa_loss
 from avpretrain.tasks.separation_stft import (
     SpectrogramConfig,
     istft,
@@ -302,6 +302,61 @@ def test_ratio_targets_are_each_sources_share():
     ratio = mask_targets(mags, mags.sum(1), "ratio")
     # 3 / (3 + 1), silent bin split evenly, 2 / (2 + 6)
     torch.testing.assert_close(ratio[0, :, 0], torch.tensor([[0.75, 0.5, 0.25], [0.25, 0.5, 0.75]]))
+
+
+def test_psa_loss_is_the_spectral_error_of_the_masked_mixture():
+    """Where the target is not truncated, loss = sum |M X - S|^2 less what no mask can change."""
+    torch.manual_seed(0)
+    mixture = torch.randn(2, 6, 5, dtype=torch.complex64)  # [B, F, T]
+    share = torch.rand(2, 2, 6, 5) * 0.8 + 0.1  # |S| / |X| in (0.1, 0.9)
+    turn = (torch.rand(2, 2, 6, 5) - 0.5) * 0.6  # |angle S - angle X| < 0.3 rad
+    sources = mixture[:, None] * share * torch.exp(1j * turn)
+    mask = torch.rand(2, 2, 6, 5)
+    error = (mask * mixture[:, None] - sources).abs().square()  # complex arithmetic
+    fixed = (sources.abs() * torch.sin(turn)).square()  # the part off the mixture's phase
+    energy = 2 * mixture.abs().square().sum(dim=(1, 2))
+    expected = ((error - fixed).sum(dim=(1, 2, 3)) / energy).mean()
+    torch.testing.assert_close(psa_loss(mask, sources, mixture), expected)
+    # the best mask is |S| cos / |X| (here in (0, 1)): loss 0 there, positive elsewhere
+    best = share * torch.cos(turn)
+    assert psa_loss(best, sources, mixture) < 1e-10
+    assert psa_loss((best + 0.05).clamp(0, 1), sources, mixture) > 1e-4
+
+
+def test_psa_loss_truncates_the_target_to_what_a_mask_can_reach():
+    mixture = torch.ones(1, 1, 3, dtype=torch.complex64)  # |X| = 1, phase 0
+    # bins: a source 1.5 |X| in phase (target 1), one in anti-phase (target 0), half at 60 deg
+    sources = torch.tensor([[[[1.5, -1.0, 0.5 * (0.5 + 0.75**0.5 * 1j)]]]], dtype=torch.complex64)
+    loss = psa_loss(torch.tensor([[[[1.0, 0.0, 0.25]]]]), sources, mixture)
+    assert float(loss) < 1e-10  # targets 1, 0, 0.5 cos 60 = 0.25, each reached
+    loss = psa_loss(torch.tensor([[[[0.0, 1.0, 0.0]]]]), sources, mixture)
+    torch.testing.assert_close(loss, torch.tensor((1 + 1 + 0.25**2) / 3))
+
+
+def test_psa_task_loss_trains_masks_that_separate():
+    """One batch of two tones: the PSA loss on the task's warped masks learns to separate."""
+    torch.manual_seed(0)
+    head = SeparationHead(channels=[8, 16], feature_channels=2)
+    task = SeparationTask(head=head, backbone=BACKBONE, oracle_classes=2, mask_loss="psa")
+    tones = _two_sources(8192, 11025)
+    batch = {"sep_wave": tones, "sep_classes": torch.eye(2), "video": torch.zeros(2, 3, 32, 32)}
+    opt = torch.optim.Adam(task.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        loss = task._loss(task(batch))
+        loss.backward()
+        opt.step()
+        first = first if first is not None else float(loss.detach())
+    assert float(loss) < 0.5 * first
+    task.eval()
+    with torch.no_grad():
+        out = task(batch)
+        task.mask_threshold = None
+        score = bss_metrics(out["sources"][0], task.estimates(out)[0], out["mixture"][0])
+    assert score["sdr"] > score["sdr_mix"] + 3
+    with pytest.raises(ValueError, match="mask_loss"):
+        SeparationTask(head=SeparationHead(), backbone=BACKBONE, mask_loss="l1")
 
 
 def test_mixture_audio_feeds_the_audio_encoders_tokens_of_the_mixture(tmp_path):
