@@ -67,6 +67,8 @@ TASKS = {
             "val/mean_cIoU": localization_chance("mean_cIoU"),
             "val/AUC": localization_chance("AUC"),
             "val/slavc_AP": None,
+            # the encoders' own cosine maps, no head
+            "val/zs_mean_cIoU": localization_chance("mean_cIoU"),
         },
     ),
     "segmentation": ("segmentation/synth.yaml", {"val/mIoU": None}),

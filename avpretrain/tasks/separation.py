@@ -6,11 +6,12 @@ clip's visual embedding (the video encoder on its frame) selects its own source:
 predicts a time-frequency mask on the mixture's log-frequency-warped magnitude, trained against
 binary targets (or the ideal ratio mask, ``target_rule: ratio``) with a BCE weighted by
 ``clamp(log1p(|mixture|), 1e-3, 10)``, or (``mask_loss: psa``) with the squared error of the
-masked mixture's spectrum against the source's, the phase-sensitive approximation. At evaluation the mask is unwarped to linear frequency,
-thresholded at 0.5 (or kept soft), multiplied with the mixture magnitude and inverted with the
-mixture phase; SDR / SIR / SAR are scored against the scaled sources as SoP's
-``main.py:calc_metrics`` does (``avpretrain.metrics.separation``), with the mixture as every
-estimate for the ``SDR_mix`` baseline. By default the audio encoder is not used: as in SoP, the
+masked mixture's spectrum against the source's, the phase-sensitive approximation. At
+evaluation the mask is unwarped to linear frequency, thresholded at 0.5 (or kept soft),
+multiplied with the mixture magnitude and inverted with the mixture phase; SDR / SIR / SAR are
+scored against the scaled sources as SoP's ``main.py:calc_metrics`` does
+(``avpretrain.metrics.separation``), with the mixture as every estimate for the ``SDR_mix``
+baseline. By default the audio encoder is not used: as in SoP, the
 U-Net reads the spectrogram itself (``mixture_audio: true`` adds the audio encoder's tokens of
 the mixture to the U-Net's decoder). ``mixture: own`` (synthetic world) instead separates one
 object from its own clip's mixture, the frame showing that object alone.
@@ -281,8 +282,7 @@ class SeparationTask(TaskModule):
         if self.mask_loss == "psa":
             mask = self._linear_mask(out["logits"])
             sources = stft_complex(out["sources"][:, : mask.shape[1]], self.spec)
-            mixture = stft_complex(out["mixture"], self.spec)
-            return psa_loss(mask, sources, mixture)
+            return psa_loss(mask, sources, torch.polar(out["mag_mix"], out["phase_mix"]))
         mags = self._net_axis(stft(out["sources"], self.spec)[0])
         mag_mix = self._net_axis(out["mag_mix"])
         # own mixtures: only the first source is predicted

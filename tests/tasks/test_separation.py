@@ -348,7 +348,7 @@ def test_psa_task_loss_trains_masks_that_separate():
         loss.backward()
         opt.step()
         first = first if first is not None else float(loss.detach())
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
     task.eval()
     with torch.no_grad():
         out = task(batch)
