@@ -6,12 +6,6 @@ are projected to a shared width (``img_proj`` a 1x1 conv, here a linear layer on
 Training is multiple-instance contrastive (``max_xmil_loss``): the logit of an (image, audio)
 pair is the *maximum* over positions of its map divided by tau, and cross-entropy puts each clip's
 own pair first, in both directions, so at least one location of the image must match its sound.
-
-``tied_init`` starts both projections from one matrix (orthogonal rows, zero biases) when the
-visual and audio widths match: the head's first maps are then the backbone's own audio-visual
-cosine maps seen through a random ``dim``-dimensional subspace, so training starts from what
-pretraining aligned across the modalities (EZ-VSL, which trains its projections with the
-encoders on 144k clips, starts them at random).
 """
 
 from __future__ import annotations
@@ -32,21 +26,15 @@ class LocalizationHead(nn.Module):
         dim: width of the shared space (EZ-VSL: 512).
         in_dim: visual token width; None until :meth:`bind`.
         audio_dim: audio embedding width; None until :meth:`bind`.
-        tied_init: start both projections from the same matrix (see the module docstring);
-            needs ``in_dim == audio_dim`` and ``dim <= in_dim``.
     """
 
     def __init__(
-        self,
-        dim: int = 512,
-        in_dim: int | None = None,
-        audio_dim: int | None = None,
-        tied_init: bool = False,
+        self, dim: int = 512, in_dim: int | None = None, audio_dim: int | None = None
     ) -> None:
         super().__init__()
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
-        self.dim, self.tied_init = dim, tied_init
+        self.dim = dim
         self.in_dim: int | None = None
         self.audio_dim: int | None = None
         if in_dim is not None and audio_dim is not None:
@@ -59,20 +47,9 @@ class LocalizationHead(nn.Module):
         """
         if already_bound((self.in_dim, self.audio_dim), (in_dim, audio_dim)):
             return
-        if self.tied_init and not in_dim == audio_dim >= self.dim:
-            raise ValueError(
-                f"tied_init needs equal visual and audio widths of at least dim={self.dim}, "
-                f"got {in_dim} and {audio_dim}"
-            )
         self.in_dim, self.audio_dim = in_dim, audio_dim
         self.visual_proj = nn.Linear(in_dim, self.dim)
         self.audio_proj = nn.Linear(audio_dim, self.dim)
-        if self.tied_init:
-            nn.init.orthogonal_(self.visual_proj.weight)
-            with torch.no_grad():
-                self.audio_proj.weight.copy_(self.visual_proj.weight)
-                self.visual_proj.bias.zero_()
-                self.audio_proj.bias.zero_()
 
     def _check(self) -> None:
         if self.in_dim is None:

@@ -225,20 +225,6 @@ def test_zero_shot_scores_the_backbones_own_maps_not_the_heads():
     assert scores["mean_cIoU"] < 0.9  # the untrained head's random projections do not
 
 
-def test_tied_init_starts_from_the_backbones_cosine_maps():
-    torch.manual_seed(0)
-    tokens, audio = torch.randn(3, 4, 6), torch.randn(3, 6)
-    want = F.cosine_similarity(tokens, audio[:, None], dim=-1).reshape(3, 2, 2)
-    tied = LocalizationHead(dim=6, in_dim=6, audio_dim=6, tied_init=True)
-    torch.testing.assert_close(tied(tokens, (2, 2), audio), want)  # W orthogonal: cosines kept
-    untied = LocalizationHead(dim=6, in_dim=6, audio_dim=6)
-    assert (untied(tokens, (2, 2), audio) - want).abs().max() > 0.1
-    with pytest.raises(ValueError, match="tied_init"):
-        LocalizationHead(dim=6, in_dim=6, audio_dim=5, tied_init=True)
-    with pytest.raises(ValueError, match="tied_init"):
-        LocalizationHead(dim=8, in_dim=6, audio_dim=6, tied_init=True)
-
-
 @pytest.mark.parametrize(
     ("recipe", "targets"),
     [("synth.yaml", "synth_localization_targets"), ("vggss.yaml", "vggss_box_targets")],
