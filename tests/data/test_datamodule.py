@@ -86,7 +86,9 @@ def test_cpu_fbank_and_accelerator_mode_agree(tmp_path: Path, fbank: FbankConfig
         b = device.on_after_batch_transfer(b, 0)
         assert set(a) == set(b) and a["key"] == b["key"]
         assert b["audio"].shape == a["audio"].shape == (len(a["key"]), 1, 128, fbank.output_frames)
-        torch.testing.assert_close(b["audio"], a["audio"], atol=1e-4, rtol=0)
+        # float32 sums in another order (per clip vs batched, thread-count dependent): a loaded
+        # 2-core machine measured 1.3e-4 on one of 32768 values, which are of order 1
+        torch.testing.assert_close(b["audio"], a["audio"], atol=5e-4, rtol=0)
 
 
 def test_device_augmentations_only_in_training(tmp_path: Path) -> None:
