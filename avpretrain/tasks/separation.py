@@ -11,10 +11,10 @@ evaluation the mask is unwarped to linear frequency, thresholded at 0.5 (or kept
 multiplied with the mixture magnitude and inverted with the mixture phase; SDR / SIR / SAR are
 scored against the scaled sources as SoP's ``main.py:calc_metrics`` does
 (``avpretrain.metrics.separation``), with the mixture as every estimate for the ``SDR_mix``
-baseline. By default the audio encoder is not used: as in SoP, the
-U-Net reads the spectrogram itself (``mixture_audio: true`` adds the audio encoder's tokens of
-the mixture to the U-Net's decoder). ``mixture: own`` (synthetic world) instead separates one
-object from its own clip's mixture, the frame showing that object alone.
+baseline. By default the audio encoder is not used: as in SoP, the U-Net reads the spectrogram
+itself (``mixture_audio: true`` adds the audio encoder's tokens of the mixture to the U-Net's
+decoder). ``mixture: own`` (synthetic world) instead separates one object from its own clip's
+mixture, the frame showing that object alone.
 """
 
 from __future__ import annotations
