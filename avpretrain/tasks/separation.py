@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Mixture = Literal["pairs", "own"]
 TargetRule = Literal["half_mixture", "dominant", "ratio"]
 MaskLoss = Literal["bce", "psa"]
+MaskActivation = Literal["sigmoid", "softmax"]
 
 
 def mix_pairs(wave: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,6 +89,26 @@ def mask_targets(mags: Tensor, mag_mix: Tensor, rule: TargetRule = "half_mixture
     if mags.shape[1] != 2:
         raise ValueError(f"the dominant rule compares 2 sources, got {mags.shape[1]}")
     return (mags >= mags.flip(1)).float()
+
+
+def exclusive_logits(logits: Tensor) -> Tensor:
+    """Logits whose sigmoids are the softmax over sources: masks that sum to one.
+
+    ``out_j = l_j - logsumexp_{k != j} l_k``, the exact logit of ``softmax(l)_j``, so the
+    sigmoid, the 0.5 threshold and the BCE with logits apply unchanged.
+
+    Args:
+        logits: [B, S, F, T] the head's mask logits, S >= 2.
+
+    Returns:
+        [B, S, F, T] logits with ``sum_j sigmoid(out_j) = 1`` in every bin.
+    """
+    s = logits.shape[1]
+    if s < 2:
+        raise ValueError(f"masks that sum to one need at least 2 sources, got {s}")
+    others = logits[:, None].expand(-1, s, -1, -1, -1)  # [B, S (j), S (k), F, T]
+    own = torch.eye(s, dtype=torch.bool, device=logits.device)[None, :, :, None, None]
+    return logits - others.masked_fill(own, float("-inf")).logsumexp(dim=2)
 
 
 def psa_loss(mask: Tensor, sources: Tensor, mixture: Tensor) -> Tensor:
@@ -136,6 +157,11 @@ class SeparationTask(TaskModule):
             masked mixture's spectral error against the source's (:func:`psa_loss`; the mask
             unwarped to linear frequency first, as at inference; ``target_rule`` and
             ``weighted_loss`` then unused).
+        mask_activation: ``sigmoid`` (SoP: each source's mask on its own) or ``softmax``
+            (``mixture: pairs`` only): the masks of a mixture's sources sum to one in every
+            bin, so the estimates sum to the mixture (mixture consistency) and the head can
+            only move energy from one source to the other; at initialisation each estimate is
+            half the mixture, which scores the mixture's SDR (:func:`exclusive_logits`).
         mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
             the soft mask.
         max_scored: score at most this many mixtures per evaluation epoch and rank, the first
@@ -166,6 +192,7 @@ class SeparationTask(TaskModule):
         target_rule: TargetRule = "half_mixture",
         weighted_loss: bool = True,
         mask_loss: MaskLoss = "bce",
+        mask_activation: MaskActivation = "sigmoid",
         mask_threshold: float | None = 0.5,
         max_scored: int | None = None,
         oracle_classes: int | None = None,
@@ -183,6 +210,12 @@ class SeparationTask(TaskModule):
         check_choice("mixture", mixture, Mixture)
         check_choice("target_rule", target_rule, TargetRule)
         check_choice("mask_loss", mask_loss, MaskLoss)
+        check_choice("mask_activation", mask_activation, MaskActivation)
+        if mask_activation == "softmax" and mixture != "pairs":
+            raise ValueError(
+                "mask_activation='softmax' splits a mixture between its sources: it needs "
+                f"mixture='pairs', got {mixture!r} (own mixtures already give the rest 1 - mask)"
+            )
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
@@ -201,7 +234,7 @@ class SeparationTask(TaskModule):
         self.head.bind(oracle_classes or self.backbone.video_encoder.embed_dim, audio_dim)
         self.mixture, self.spec = mixture, spectrogram or SpectrogramConfig()
         self.target_rule, self.weighted_loss = target_rule, weighted_loss
-        self.mask_loss = mask_loss
+        self.mask_loss, self.mask_activation = mask_loss, mask_activation
         self.mask_threshold, self.max_scored = mask_threshold, max_scored
         self.metrics = SeparationMetrics()
 
@@ -270,6 +303,8 @@ class SeparationTask(TaskModule):
         log_mag = torch.log(self._net_axis(mag_mix).clamp_min(1e-10))[:, None]
         grid = None if self.mixture_fbank is None else self.mixture_tokens(mixture)
         logits = self.head(log_mag, visual, tokens, grid)
+        if self.mask_activation == "softmax":
+            logits = exclusive_logits(logits)
         return {
             "logits": logits,
             "sources": sources,

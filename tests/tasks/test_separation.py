@@ -17,7 +17,13 @@ from avpretrain.data.loading.video import decode_jpeg, frame_transform
 from avpretrain.heads.separation import SeparationHead
 from avpretrain.lightning_cli import run_lightning_cli
 from avpretrain.metrics.separation import bss_metrics
-from avpretrain.tasks.separation import SeparationTask, mask_targets, mix_pairs, psa_loss
+from avpretrain.tasks.separation import (
+    SeparationTask,
+    exclusive_logits,
+    mask_targets,
+    mix_pairs,
+    psa_loss,
+)
 from avpretrain.tasks.separation_stft import (
     SpectrogramConfig,
     istft,
@@ -357,6 +363,46 @@ def test_psa_task_loss_trains_masks_that_separate():
     assert score["sdr"] > score["sdr_mix"] + 3
     with pytest.raises(ValueError, match="mask_loss"):
         SeparationTask(head=SeparationHead(), backbone=BACKBONE, mask_loss="l1")
+
+
+def test_exclusive_logits_are_the_softmax_over_sources():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5) * 4
+    torch.testing.assert_close(torch.sigmoid(exclusive_logits(logits)), logits.softmax(dim=1))
+    pair = torch.tensor([[[[2.0]], [[-1.0]]]])  # two sources: l0 - l1 and l1 - l0
+    torch.testing.assert_close(exclusive_logits(pair), torch.tensor([[[[3.0]], [[-3.0]]]]))
+    with pytest.raises(ValueError, match="at least 2"):
+        exclusive_logits(logits[:, :1])
+
+
+def test_softmax_masks_split_the_mixture_and_start_at_its_sdr():
+    """Estimates sum to the mixture; with equal logits (at init) each is half the mixture."""
+    torch.manual_seed(0)
+    head = SeparationHead(channels=[8, 16], feature_channels=2)
+    task = SeparationTask(
+        head=head,
+        backbone=BACKBONE,
+        oracle_classes=2,
+        mask_activation="softmax",
+        mask_threshold=None,
+    )
+    batch = {"sep_wave": _two_sources(8192, 11025), "sep_classes": torch.eye(2)}
+    task.eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(head.visual_proj.weight, std=3.0)
+        out = task(batch)
+        masks = task._linear_mask(out["logits"])
+        torch.testing.assert_close(masks.sum(dim=1), torch.ones_like(masks[:, 0]))
+        torch.nn.init.zeros_(head.visual_proj.weight)  # the same logits for both sources
+        out = task(batch)
+        est = task.estimates(out)
+    # the STFT round trip of half the mixture, for both sources
+    torch.testing.assert_close(est[:, 0], est[:, 1])
+    torch.testing.assert_close(est[:, 0], out["mixture"] / 2, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="pairs"):
+        SeparationTask(
+            head=SeparationHead(), backbone=BACKBONE, mixture="own", mask_activation="softmax"
+        )
 
 
 def test_mixture_audio_feeds_the_audio_encoders_tokens_of_the_mixture(tmp_path):
