@@ -157,11 +157,12 @@ class SeparationTask(TaskModule):
             masked mixture's spectral error against the source's (:func:`psa_loss`; the mask
             unwarped to linear frequency first, as at inference; ``target_rule`` and
             ``weighted_loss`` then unused).
-        mask_activation: ``sigmoid`` (SoP: each source's mask on its own) or ``softmax``
-            (``mixture: pairs`` only): the masks of a mixture's sources sum to one in every
-            bin, so the estimates sum to the mixture (mixture consistency) and the head can
-            only move energy from one source to the other; at initialisation each estimate is
-            half the mixture, which scores the mixture's SDR (:func:`exclusive_logits`).
+        mask_activation: ``sigmoid`` (SoP: each source's mask on its own) or ``softmax``: the
+            masks of a mixture's sources sum to one in every bin, so the estimates sum to the
+            mixture (mixture consistency) and the head can only move energy from one source to
+            the other; at initialisation each estimate is half the mixture, which scores the
+            mixture's SDR (:func:`exclusive_logits`). Own mixtures already split this way (the
+            rest gets ``1 - mask``), so there the two are the same.
         mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
             the soft mask.
         max_scored: score at most this many mixtures per evaluation epoch and rank, the first
@@ -211,11 +212,6 @@ class SeparationTask(TaskModule):
         check_choice("target_rule", target_rule, TargetRule)
         check_choice("mask_loss", mask_loss, MaskLoss)
         check_choice("mask_activation", mask_activation, MaskActivation)
-        if mask_activation == "softmax" and mixture != "pairs":
-            raise ValueError(
-                "mask_activation='softmax' splits a mixture between its sources: it needs "
-                f"mixture='pairs', got {mixture!r} (own mixtures already give the rest 1 - mask)"
-            )
         if oracle_classes is not None and oracle_classes < 1:
             raise ValueError(f"oracle_classes must be positive, got {oracle_classes}")
         self.oracle_classes = oracle_classes
@@ -303,7 +299,7 @@ class SeparationTask(TaskModule):
         log_mag = torch.log(self._net_axis(mag_mix).clamp_min(1e-10))[:, None]
         grid = None if self.mixture_fbank is None else self.mixture_tokens(mixture)
         logits = self.head(log_mag, visual, tokens, grid)
-        if self.mask_activation == "softmax":
+        if self.mask_activation == "softmax" and logits.shape[1] > 1:
             logits = exclusive_logits(logits)
         return {
             "logits": logits,
