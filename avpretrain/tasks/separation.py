@@ -161,8 +161,9 @@ class SeparationTask(TaskModule):
             masks of a mixture's sources sum to one in every bin, so the estimates sum to the
             mixture (mixture consistency) and the head can only move energy from one source to
             the other; at initialisation each estimate is half the mixture, which scores the
-            mixture's SDR (:func:`exclusive_logits`). Own mixtures already split this way (the
-            rest gets ``1 - mask``), so there the two are the same.
+            mixture's SDR (:func:`exclusive_logits`); a bias shared by the sources' logits
+            cancels. Own mixtures already split this way (the rest gets ``1 - mask``), so
+            there the two are the same.
         mask_threshold: binarise the predicted mask at this probability (SoP: 0.5); None keeps
             the soft mask.
         max_scored: score at most this many mixtures per evaluation epoch and rank, the first
