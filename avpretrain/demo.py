@@ -39,8 +39,6 @@ from avpretrain.data.synthetic.world import SynthConfig, write_world
 from avpretrain.models import AVMAE
 from avpretrain.recipes import resolve_recipe
 
-RECIPE = resolve_recipe("pretrain/tiny_video")
-
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="avpretrain demo", description=__doc__.split("\n")[0])
@@ -66,7 +64,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="data loader workers")
     p.add_argument(
         "--recipe",
-        default=str(RECIPE),
+        default="pretrain/tiny_video",
         help="pretraining recipe to start from: a packaged name (pretrain/tiny_video) or a file",
     )
     return p.parse_args(argv)
