@@ -46,6 +46,9 @@ class AudioUNet(nn.Module):
         channels: output channels of each encoder level, top first (its length is the depth).
         out_channels: maps at the output (SoP: 32, combined with the visual vector).
         in_channels: input channels.
+        channels_last: run the convolutions on channels-last (NHWC) maps, the layout oneDNN's
+            CPU kernels and cuDNN's tensor-core kernels prefer (`scripts/bench_unet.py`); the
+            output is the same up to float rounding.
     """
 
     def __init__(
@@ -53,12 +56,14 @@ class AudioUNet(nn.Module):
         channels: Sequence[int] = SOP_CHANNELS,
         out_channels: int = 32,
         in_channels: int = 1,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if not channels or any(c < 1 for c in channels) or out_channels < 1:
             raise ValueError(f"need positive channels and out_channels, got {channels}")
         self.channels = [int(c) for c in channels]
         self.out_channels = out_channels
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.input_norm = nn.BatchNorm2d(in_channels)
         ins = [in_channels, *self.channels[:-1]]
         self.downs = nn.ModuleList(
@@ -70,6 +75,7 @@ class AudioUNet(nn.Module):
             _up(c if level == len(self.channels) - 1 else 2 * c, o, last=level == 0)
             for level, (c, o) in enumerate(zip(self.channels, outs, strict=True))
         )
+        self.to(memory_format=self.memory_format)  # 4-D weights; the maps follow their layout
 
     @property
     def depth(self) -> int:
@@ -93,6 +99,7 @@ class AudioUNet(nn.Module):
         x = self.input_norm(x)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = x.contiguous(memory_format=self.memory_format)
         skips = []
         for down in self.downs:
             x = down(x)

@@ -29,6 +29,21 @@ def test_unet_condition_sees_every_decoder_level_with_its_width():
     assert seen == [(2, 16, (4, 2)), (1, 16, (8, 4)), (0, 8, (16, 8))]
 
 
+def test_unet_channels_last_is_the_same_network_in_another_layout():
+    torch.manual_seed(0)
+    nhwc, nchw = AudioUNet((4, 8, 8), 3), AudioUNet((4, 8, 8), 3, channels_last=False)
+    nchw.load_state_dict(nhwc.state_dict())
+    conv = nhwc.downs[1][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randn(2, 1, 32, 24)  # a multiple of 2 ** depth: no padding to crop
+    outs = [net(x) for net in (nhwc, nchw)]
+    assert outs[0].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outs[0], outs[1])
+    for out in outs:
+        out.square().mean().backward()
+    torch.testing.assert_close(nhwc.downs[1][0].weight.grad, nchw.downs[1][0].weight.grad)
+
+
 def test_sop_unet_shape_and_depth():
     unet = AudioUNet(out_channels=32)  # SoP's unet7
     assert unet.depth == 7 and unet.channels[-1] == 512
