@@ -5,7 +5,7 @@ spectrograms, with ``channels_last`` on and off, interleaved in one process so t
 layouts see the same machine load; prints the seconds per step of each and their ratio, and
 checks that both layouts give the same output. The defaults are the synthetic separation
 recipe's (``tasks/separation/synth.yaml``: widths 16-64, 16 output maps, 256 warped bins x 128
-STFT frames, 16 mixtures x 2 sources):
+STFT frames, the 16 mixtures of a batch of 16 clips; the U-Net runs once per mixture):
 
     python scripts/bench_unet.py
     python scripts/bench_unet.py --channels 64 128 256 512 512 512 512 --out 32 --device cuda
@@ -35,7 +35,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 64, 64])
     p.add_argument("--out", type=int, default=16, help="output maps (the head's K)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16, help="mixtures per step")
     p.add_argument("--size", type=int, nargs=2, default=[256, 128], help="F T")
     p.add_argument("--steps", type=int, default=5, help="timed steps per layout per round")
     p.add_argument("--rounds", type=int, default=3)
