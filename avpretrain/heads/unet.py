@@ -63,7 +63,6 @@ class AudioUNet(nn.Module):
             raise ValueError(f"need positive channels and out_channels, got {channels}")
         self.channels = [int(c) for c in channels]
         self.out_channels = out_channels
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.input_norm = nn.BatchNorm2d(in_channels)
         ins = [in_channels, *self.channels[:-1]]
         self.downs = nn.ModuleList(
@@ -75,7 +74,8 @@ class AudioUNet(nn.Module):
             _up(c if level == len(self.channels) - 1 else 2 * c, o, last=level == 0)
             for level, (c, o) in enumerate(zip(self.channels, outs, strict=True))
         )
-        self.to(memory_format=self.memory_format)  # 4-D weights; the maps follow their layout
+        if channels_last:  # the 4-D weights; every conv's output then takes their layout
+            self.to(memory_format=torch.channels_last)
 
     @property
     def depth(self) -> int:
@@ -99,7 +99,6 @@ class AudioUNet(nn.Module):
         x = self.input_norm(x)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        x = x.contiguous(memory_format=self.memory_format)
         skips = []
         for down in self.downs:
             x = down(x)
